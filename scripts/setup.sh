@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs everything a fresh machine lacks to build and test autumn-track, idempotently.
+# Only crates.io, npm, PyPI and Debian apt are reachable: nothing here downloads from elsewhere.
+# Usage: scripts/setup.sh [--no-browsers]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WANT_BROWSERS=1
+for a in "$@"; do case "$a" in --no-browsers) WANT_BROWSERS=0 ;; esac; done
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+have() { command -v "$1" >/dev/null 2>&1; }
+apt_installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# 1. Rust wasm target
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "adding wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# 2. wasm-bindgen-cli at exactly the version in Cargo.lock (no --locked: its lockfile pins a
+#    crate version the registry does not serve).
+[ -f Cargo.lock ] || cargo generate-lockfile
+WB_VER=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
+if [ -z "$WB_VER" ]; then log "wasm-bindgen not found in Cargo.lock"; exit 1; fi
+if ! have wasm-bindgen || [ "$(wasm-bindgen --version | awk '{print $2}')" != "$WB_VER" ]; then
+  log "installing wasm-bindgen-cli $WB_VER (~2 min)"
+  cargo install wasm-bindgen-cli --version "$WB_VER" --force
+fi
+
+# 3. wasm-pack (npm's wasm-pack downloads from GitHub and fails here)
+if ! have wasm-pack; then
+  log "installing wasm-pack (~2.5 min)"
+  cargo install wasm-pack --locked
+fi
+
+# 4. Browsers and drivers
+if [ "$WANT_BROWSERS" = 1 ]; then
+  missing=()
+  for p in chromium chromium-driver firefox-esr; do apt_installed "$p" || missing+=("$p"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if ! have geckodriver; then
+    log "installing geckodriver (~1.7 min)"
+    cargo install geckodriver --locked
+  fi
+fi
+
+# 5. npm tools (binaryen's wasm-opt, playwright-core, miniflare, typescript): repo devDependencies
+if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ] || \
+   { [ -f package-lock.json ] && [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
+  log "npm install"
+  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+fi
+
+log "ready"

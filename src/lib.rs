@@ -1,0 +1,29 @@
+//! # autumn-track
+//!
+//! Usage tracking for the [Autumn](https://useautumn.com) billing API, compiled to WebAssembly
+//! and published as one npm package for browsers, Node and Cloudflare Workers.
+//!
+//! Every event is validated before anything is sent, gets one idempotency key (UUID v7) that
+//! every retry and replay reuses, and is delivered through `fetch` with retries that honour
+//! `Retry-After`: the server records each event exactly once.
+//!
+//! The crate is a pure core that `cargo test` runs natively —
+//! [`value`] (input as a JSON tree), [`event`] (validation and the wire body), [`key`]
+//! (idempotency keys), [`retry`] (what to do after an attempt), [`options`] — under a thin
+//! JavaScript edge (`js`, compiled for `wasm32` only) that holds every `#[wasm_bindgen]` export.
+
+extern crate alloc;
+
+pub mod error;
+pub mod event;
+pub mod key;
+pub mod options;
+pub mod retry;
+pub mod value;
+
+#[cfg(target_arch = "wasm32")]
+mod js;
+
+pub use error::{Code, TrackError};
+pub use event::{parse_input, wire_body, Event};
+pub use options::{parse_options, Options};

@@ -24,6 +24,9 @@ pub mod value;
 #[cfg(target_arch = "wasm32")]
 mod js;
 
+#[cfg(target_arch = "wasm32")]
+pub use js::AutumnTracker;
+
 pub use error::{Code, TrackError};
 pub use event::{parse_input, wire_body, Event};
 pub use options::{parse_options, Options};

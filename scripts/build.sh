@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the publishable package: the release wasm (opt-level z, LTO, wasm-opt -Oz from npm
+# binaryen 132 — never Debian's binaryen, whose wasm-opt breaks the externref table) and its
+# --target web glue in pkg/, which the entry modules in js/ load per runtime.
+# Usage: scripts/build.sh [--dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+profile=--release
+[ "${1:-}" = "--dev" ] && profile=--dev
+
+if [ "$profile" = --release ]; then
+  ver=$(wasm-opt --version 2>/dev/null || true)
+  case "$ver" in
+    *"version 132"*|*"version 13"[3-9]*|*"version 1"[4-9][0-9]*) ;;
+    *) echo "build: wasm-opt from npm binaryen >= 132 is required (found: ${ver:-none}); run scripts/setup.sh" >&2; exit 1 ;;
+  esac
+fi
+
+# --mode no-install: a missing or mismatched wasm-bindgen fails loudly instead of a silent
+# multi-minute install into a cache.
+wasm-pack build --target web --out-dir pkg --out-name autumn_track --mode no-install \
+  --no-pack $profile . >&2
+rm -f pkg/.gitignore pkg/package.json pkg/README.md
+
+ls -l pkg/autumn_track_bg.wasm pkg/autumn_track.js >&2

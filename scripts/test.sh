@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Runs every test of autumn-track and ends with one honest summary line: the sum of the test
+# counts every runner reported, plus one per check that is not a test runner (format, lint,
+# size budget, type check). Installs what is missing first (scripts/setup.sh).
+#
+# Usage: scripts/test.sh            everything (what CI runs)
+#        ONLY="native chrome" scripts/test.sh   a subset of steps, by name
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+LOGDIR=$(mktemp -d)
+PASSED=0
+FAILED=0
+declare -a REPORT=()
+trap 'stop_mock' EXIT
+
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+
+# count LOG: adds the pass/fail counts of every cargo/wasm-bindgen-test and node:test summary
+# in LOG; prints "P F".
+count() {
+  local p f
+  p=$(grep -aoE 'test result: [A-Za-z]+\. [0-9]+ passed' "$1" | awk '{s+=$4} END {print s+0}')
+  f=$(grep -aoE 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$1" | awk '{s+=$6} END {print s+0}')
+  p=$((p + $(grep -aE '^# pass [0-9]+' "$1" | awk '{s+=$3} END {print s+0}')))
+  f=$((f + $(grep -aE '^# fail [0-9]+' "$1" | awk '{s+=$3} END {print s+0}')))
+  echo "$p $f"
+}
+
+# suite NAME CMD…: runs a test runner; its own counts go into the totals. A runner that fails
+# without reporting a failed test counts as one failure (it broke before it could say).
+suite() {
+  local name=$1; shift
+  want "$name" || return 0
+  local log="$LOGDIR/$name.log" t0=$SECONDS rc
+  echo "=== $name: $*"
+  "$@" >"$log" 2>&1; rc=$?
+  read -r p f < <(count "$log")
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  if [ "$rc" -eq 0 ] && [ "$p" -eq 0 ]; then f=$((f + 1)); echo "   (ran no test)"; fi
+  PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+  REPORT+=("$(printf '%-16s %5d passed %3d failed  %4ds' "$name" "$p" "$f" $((SECONDS - t0)))")
+  if [ "$f" -ne 0 ]; then tail -n 60 "$log"; else grep -aE 'test result:|^# (pass|fail)' "$log" | sed 's/^/   /'; fi
+}
+
+# check NAME CMD…: one pass or one failure.
+check() {
+  local name=$1; shift
+  want "$name" || return 0
+  local log="$LOGDIR/$name.log" t0=$SECONDS
+  echo "=== $name: $*"
+  if "$@" >"$log" 2>&1; then
+    PASSED=$((PASSED + 1)); REPORT+=("$(printf '%-16s %5s passed %3s failed  %4ds' "$name" 1 0 $((SECONDS - t0)))")
+    tail -n 12 "$log" | sed 's/^/   /'
+  else
+    FAILED=$((FAILED + 1)); REPORT+=("$(printf '%-16s %5s passed %3s failed  %4ds' "$name" 0 1 $((SECONDS - t0)))")
+    tail -n 60 "$log"
+  fi
+}
+
+echo "=== setup"
+if ! bash scripts/setup.sh; then
+  echo "setup failed"; echo "total: 0 passed, 1 failed"; exit 1
+fi
+
+check fmt cargo fmt --all -- --check
+check clippy cargo clippy --workspace --all-targets -- -D warnings
+check clippy-wasm cargo clippy -p autumn-track --all-targets --target wasm32-unknown-unknown -- -D warnings
+suite native cargo test --workspace
+
+if want chrome || want firefox || want node || want page || want workerd; then
+  start_mock AUTUMN_MOCK_URL --auto-create-customers || { echo "could not start autumn-mock"; FAILED=$((FAILED + 1)); }
+  echo "autumn-mock at ${AUTUMN_MOCK_URL:-?}"
+fi
+# The page and dedicated-worker suites; the mock's URL is baked in at build time.
+WASM_TESTS=(. --test browser --test dedicated_worker)
+suite chrome wasm-pack test --headless --mode no-install --chrome --chromedriver /usr/bin/chromedriver "${WASM_TESTS[@]}"
+suite firefox wasm-pack test --headless --mode no-install --firefox --geckodriver "$(command -v geckodriver)" "${WASM_TESTS[@]}"
+
+check build bash scripts/build.sh
+check size node scripts/size.mjs --budget-gzip 61440
+check types bash tests/types/check.sh
+suite node bash tests/node/run.sh
+suite page node --test --test-reporter=tap tests/page/
+suite workerd node --test --test-reporter=tap tests/workerd/
+
+stop_mock
+echo
+echo "=== summary"
+printf '%s\n' "${REPORT[@]}"
+echo "logs: $LOGDIR"
+echo "total: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

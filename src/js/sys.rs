@@ -1,0 +1,78 @@
+//! Bindings to the few globals the tracker needs. Every call that can throw is bound with
+//! `catch`, so a hostile or missing global becomes a `Result`, never an exception unwinding
+//! through wasm frames. Globals, not `window`: the same code serves pages, workers, Node and
+//! Cloudflare Workers.
+
+use js_sys::{Function, Promise};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `fetch(request)` on the global object.
+    #[wasm_bindgen(catch, js_name = fetch)]
+    pub fn fetch_request(request: &web_sys::Request) -> Result<Promise, JsValue>;
+
+    /// `setTimeout(handler, ms)`; a number in browsers, an object in Node.
+    #[wasm_bindgen(js_name = setTimeout)]
+    pub fn set_timeout(handler: &Function, ms: i32) -> JsValue;
+
+    /// `clearTimeout(id)`.
+    #[wasm_bindgen(js_name = clearTimeout)]
+    pub fn clear_timeout(id: &JsValue);
+
+    /// `crypto.getRandomValues(bytes)`.
+    #[wasm_bindgen(catch, js_namespace = crypto, js_name = getRandomValues)]
+    pub fn get_random_values(bytes: &mut [u8]) -> Result<JsValue, JsValue>;
+
+    /// `Object.keys(o)`; throws for hostile Proxies.
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = keys)]
+    pub fn object_keys(o: &JsValue) -> Result<js_sys::Array, JsValue>;
+
+    /// `Array.isArray(v)`; throws for revoked Proxies.
+    #[wasm_bindgen(catch, js_namespace = Array, js_name = isArray)]
+    pub fn is_array(v: &JsValue) -> Result<bool, JsValue>;
+
+    /// `JSON.parse(text)`.
+    #[wasm_bindgen(catch, js_namespace = JSON, js_name = parse)]
+    pub fn json_parse(text: &str) -> Result<JsValue, JsValue>;
+}
+
+/// A promise resolved after `ms` milliseconds.
+pub async fn sleep(ms: u64) {
+    let ms = ms.min(i32::MAX as u64) as i32;
+    let p = Promise::new(&mut |resolve, _reject| {
+        set_timeout(&resolve, ms);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+}
+
+/// `Date.now()`.
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Fills `buf` from `crypto.getRandomValues`, or from `Math.random` where no Web Crypto exists.
+pub fn random_bytes(buf: &mut [u8]) {
+    if get_random_values(buf).is_err() {
+        for b in buf.iter_mut() {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+}
+
+/// A uniform number in `[0, 1)` for backoff jitter.
+pub fn random01() -> f64 {
+    js_sys::Math::random()
+}
+
+/// Reads `name` from the global object; `undefined` when absent or when reading throws.
+pub fn global_get(name: &str) -> JsValue {
+    js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// True in a browser page or browser worker (where a secret key would be exposed to users):
+/// a `document`, or `importScripts` (dedicated/shared/service workers). Node and Cloudflare
+/// Workers have neither.
+pub fn is_browser() -> bool {
+    global_get("document").is_object() || global_get("importScripts").is_function()
+}

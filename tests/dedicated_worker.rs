@@ -1,0 +1,8 @@
+//! The same `track()` suite as `browser.rs`, run inside a dedicated Web Worker: no `window`,
+//! no `document`, only the worker global scope.
+#![cfg(target_arch = "wasm32")]
+
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+#[path = "suite/track.rs"]
+mod track;

@@ -1,0 +1,298 @@
+//! Test bodies shared by the page and dedicated-worker suites. Every test uses its own
+//! customer id and keys, so tests never see each other's events in the shared mock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use autumn_track::AutumnTracker;
+use js_sys::{Reflect, JSON};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+const KEY: &str = "am_sk_test_wasm_suite";
+
+fn mock() -> &'static str {
+    option_env!("AUTUMN_MOCK_URL").expect("AUTUMN_MOCK_URL must be set when building the wasm tests (scripts/test.sh does)")
+}
+
+fn json(text: &str) -> JsValue {
+    JSON::parse(text).unwrap_or_else(|_| panic!("bad JSON in test: {text}"))
+}
+
+fn get(v: &JsValue, k: &str) -> JsValue {
+    Reflect::get(v, &JsValue::from_str(k)).unwrap()
+}
+
+fn s(v: &JsValue, k: &str) -> String {
+    get(v, k).as_string().unwrap_or_else(|| panic!("{k} is not a string in {:?}", JSON::stringify(v)))
+}
+
+fn uid(prefix: &str) -> String {
+    let n = (js_sys::Math::random() * 1e15) as u64;
+    format!("{prefix}_{n:x}")
+}
+
+async fn http(method: &str, path: &str, body: Option<&str>) -> JsValue {
+    let url = format!("{}{}", mock(), path);
+    let b = gloo_net::http::RequestBuilder::new(&url).method(if method == "POST" {
+        gloo_net::http::Method::POST
+    } else {
+        gloo_net::http::Method::GET
+    });
+    let req = match body {
+        Some(b2) => b.header("Content-Type", "application/json").body(b2).unwrap(),
+        None => b.build().unwrap(),
+    };
+    let resp = req.send().await.expect("mock reachable");
+    let text = resp.text().await.unwrap();
+    JSON::parse(&text).unwrap_or(JsValue::from_str(&text))
+}
+
+/// Every event the mock recorded under this idempotency key.
+async fn recorded(key: &str) -> js_sys::Array {
+    let v = http("GET", &format!("/_mock/events?idempotency_key={key}"), None).await;
+    let arr = if js_sys::Array::is_array(&v) { v } else { get(&v, "events") };
+    arr.dyn_into().expect("events array")
+}
+
+async fn script(key: &str, actions: &[&str]) {
+    let list: Vec<String> = actions.iter().map(|a| format!("\"{a}\"")).collect();
+    http("POST", "/_mock/faults", Some(&format!(r#"{{"scripts":{{"{key}":[{}]}}}}"#, list.join(",")))).await;
+}
+
+fn tracker(extra: &str) -> AutumnTracker {
+    let opts = format!(
+        r#"{{"secretKey":"{KEY}","baseUrl":"{}","dangerouslyAllowBrowser":true{}{extra}}}"#,
+        mock(),
+        if extra.is_empty() { "" } else { "," }
+    );
+    AutumnTracker::new(json(&opts)).unwrap_or_else(|e| panic!("tracker: {e:?}"))
+}
+
+async fn track(t: &AutumnTracker, input: JsValue) -> Result<JsValue, JsValue> {
+    JsFuture::from(t.track(input)).await
+}
+
+fn expect_error(e: &JsValue, code: &str) {
+    assert!(e.is_instance_of::<js_sys::Error>(), "a real Error: {e:?}");
+    assert_eq!(s(e, "name"), "TrackError");
+    assert_eq!(s(e, "code"), code, "message: {:?}", get(e, "message"));
+    assert!(!s(e, "message").is_empty());
+}
+
+#[wasm_bindgen_test]
+async fn delivers_with_key_headers_and_balance() {
+    let t = tracker("");
+    let customer = uid("cus");
+    let r = track(&t, json(&format!(r#"{{"customerId":"{customer}","featureId":"messages","value":3,"properties":{{"model":"m1"}}}}"#)))
+        .await
+        .expect("delivered");
+    assert_eq!(s(&r, "status"), "delivered");
+    assert_eq!(get(&r, "attempts").as_f64(), Some(1.0));
+    let key = s(&r, "idempotencyKey");
+    assert!(autumn_track::key::is_uuid_v7(&key), "{key}");
+    let response = get(&r, "response");
+    assert_eq!(s(&response, "customer_id"), customer);
+    assert_eq!(s(&get(&response, "balance"), "feature_id"), "messages");
+
+    let events = recorded(&key).await;
+    assert_eq!(events.length(), 1);
+    let ev = events.get(0);
+    assert_eq!(get(&ev, "value").as_f64(), Some(3.0));
+    assert_eq!(s(&get(&ev, "properties"), "model"), "m1");
+    let headers = get(&ev, "headers");
+    assert_eq!(s(&headers, "authorization"), format!("Bearer {KEY}"));
+    assert_eq!(s(&headers, "x-api-version"), "2.3.0");
+    assert_eq!(s(&headers, "idempotency-key"), key);
+    assert_eq!(s(&headers, "content-type"), "application/json");
+}
+
+#[wasm_bindgen_test]
+async fn same_key_twice_is_a_duplicate_not_a_second_charge() {
+    let t = tracker("");
+    let key = uid("dup");
+    let input = format!(r#"{{"customer_id":"{}","feature_id":"messages","idempotency_key":"{key}"}}"#, uid("cus"));
+    let first = track(&t, json(&input)).await.expect("first");
+    assert_eq!(s(&first, "status"), "delivered");
+    let second = track(&t, json(&input)).await.expect("second");
+    assert_eq!(s(&second, "status"), "duplicate");
+    assert_eq!(s(&second, "idempotencyKey"), key);
+    assert_eq!(recorded(&key).await.length(), 1);
+}
+
+#[wasm_bindgen_test]
+async fn every_validation_error_is_typed_and_sends_nothing() {
+    let t = tracker("");
+    let customer = uid("cus");
+    let cases: &[(&str, &str)] = &[
+        (r#"{"featureId":"messages"}"#, "customerId"),
+        (r#"{"customerId":"","featureId":"messages"}"#, "customerId"),
+        (r#"{"customerId":7,"featureId":"messages"}"#, "customerId"),
+        (r#"{"customerId":"C"}"#, "featureId"),
+        (r#"{"customerId":"C","featureId":"messages","eventName":"message_sent"}"#, "eventName"),
+        (r#"{"customerId":"C","featureId":""}"#, "featureId"),
+        (r#"{"customerId":"C","featureId":"messages","value":"2"}"#, "value"),
+        (r#"{"customerId":"C","featureId":"messages","properties":[1]}"#, "properties"),
+        (r#"{"customerId":"C","featureId":"messages","properties":null}"#, "properties"),
+        (r#"{"customerId":"C","featureId":"messages","idempotencyKey":""}"#, "idempotencyKey"),
+        (r#"{"customerId":"C","featureId":"messages","timestamp":-1}"#, "timestamp"),
+        (r#"{"customerId":"C","featureId":"messages","timestamp":1.5}"#, "timestamp"),
+        (r#"{"customerId":"C","featureId":"messages","custId":"x"}"#, "custId"),
+        (r#"{"customerId":"C","customer_id":"C","featureId":"messages"}"#, "customerId"),
+    ];
+    for (input, field) in cases {
+        let input = input.replace("\"C\"", &format!("\"{customer}\""));
+        let e = track(&t, json(&input)).await.expect_err(&input);
+        expect_error(&e, "invalid_input");
+        assert_eq!(s(&e, "field"), *field, "{input}");
+    }
+    // Values JSON text cannot express.
+    let js_cases: &[(&str, &str)] = &[
+        ("({customerId:'C',featureId:'messages',value:NaN})", "value"),
+        ("({customerId:'C',featureId:'messages',value:Infinity})", "value"),
+        ("({customerId:'C',featureId:'messages',properties:{f(){}}})", "properties"),
+        ("({customerId:'C',featureId:'messages',properties:{s:Symbol('x')}})", "properties"),
+        ("({customerId:'C',featureId:'messages',properties:{n:10n}})", "properties"),
+        ("({customerId:'C',featureId:'messages',properties:{d:new Date(0)}})", "properties"),
+        ("(()=>{const p={};p.self=p;return {customerId:'C',featureId:'messages',properties:p}})()", "properties"),
+        ("({customerId:'C',featureId:'messages',properties:{get x(){throw new Error('boom')}}})", "properties"),
+        ("({customerId:'C',featureId:'messages',properties:new Proxy({}, {ownKeys(){throw new Error('trap')}})})", "properties"),
+        ("({customerId:'C',featureId:'messages',properties:{s:'\\uD800'}})", "properties"),
+        ("({customerId:'C',featureId:'messages',properties:{big:'x'.repeat(70000)}})", "properties"),
+        ("({customerId:'x'.repeat(10000000),featureId:'messages'})", "customerId"),
+        ("({customerId:'C',featureId:'messages',properties:JSON.parse('['.repeat(40)+']'.repeat(40)) && {deep: JSON.parse('{\"a\":'.repeat(40)+'1'+'}'.repeat(40))}})", "properties"),
+    ];
+    for (src, field) in js_cases {
+        let src = src.replace("'C'", &format!("'{customer}'"));
+        let input = js_sys::eval(&src).expect(&src);
+        let e = track(&t, input).await.expect_err(&src);
+        expect_error(&e, "invalid_input");
+        assert_eq!(s(&e, "field"), *field, "{src}");
+    }
+    // Nothing of the above reached the server.
+    let events = http("GET", &format!("/_mock/events?customer_id={customer}"), None).await;
+    let events: js_sys::Array = (if js_sys::Array::is_array(&events) { events } else { get(&events, "events") }).dyn_into().unwrap();
+    assert_eq!(events.length(), 0);
+    // And the tracker still works.
+    let ok = track(&t, json(&format!(r#"{{"customerId":"{customer}","featureId":"messages"}}"#))).await.expect("good event after bad ones");
+    assert_eq!(s(&ok, "status"), "delivered");
+}
+
+#[wasm_bindgen_test]
+async fn retries_503s_with_the_same_key() {
+    let t = tracker("");
+    let key = uid("r503");
+    script(&key, &["503", "503"]).await;
+    let r = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#, uid("cus"))))
+        .await
+        .expect("delivered after retries");
+    assert_eq!(s(&r, "status"), "delivered");
+    // The script is keyed by idempotency key: three attempts consumed it, so all three carried it.
+    assert_eq!(get(&r, "attempts").as_f64(), Some(3.0));
+    assert_eq!(recorded(&key).await.length(), 1);
+}
+
+#[wasm_bindgen_test]
+async fn honours_retry_after_on_429() {
+    let t = tracker("");
+    let key = uid("r429");
+    script(&key, &["429"]).await;
+    let start = js_sys::Date::now();
+    let r = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#, uid("cus"))))
+        .await
+        .expect("delivered after 429");
+    assert_eq!(get(&r, "attempts").as_f64(), Some(2.0));
+    assert!(js_sys::Date::now() - start >= 950.0, "waited for Retry-After: 1");
+    assert_eq!(recorded(&key).await.length(), 1);
+}
+
+#[wasm_bindgen_test]
+async fn recorded_then_dropped_connection_is_not_counted_twice() {
+    let t = tracker("");
+    let key = uid("drop");
+    script(&key, &["drop_after_record"]).await;
+    let r = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#, uid("cus"))))
+        .await
+        .expect("settled");
+    // The first attempt was recorded but its answer lost; the retry with the same key is a 409.
+    assert_eq!(s(&r, "status"), "duplicate");
+    assert_eq!(recorded(&key).await.length(), 1);
+}
+
+#[wasm_bindgen_test]
+async fn unknown_feature_is_final_with_autumns_code() {
+    let t = tracker("");
+    let e = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"no_such_feature"}}"#, uid("cus"))))
+        .await
+        .expect_err("404");
+    expect_error(&e, "feature_not_found");
+    assert_eq!(get(&e, "status").as_f64(), Some(404.0));
+    assert!(get(&e, "idempotencyKey").is_string());
+}
+
+#[wasm_bindgen_test]
+async fn bad_key_is_final_401_and_never_echoed() {
+    // A malformed key, passed as a proxy would pass its own header.
+    let t = AutumnTracker::new(json(&format!(
+        r#"{{"baseUrl":"{}","headers":{{"Authorization":"Bearer nonsense_key_123"}}}}"#,
+        mock()
+    )))
+    .unwrap();
+    let e = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"messages"}}"#, uid("cus")))).await.expect_err("401");
+    expect_error(&e, "invalid_secret_key");
+    assert_eq!(get(&e, "status").as_f64(), Some(401.0));
+    assert!(!s(&e, "message").contains("nonsense_key_123"), "the key is not echoed");
+}
+
+#[wasm_bindgen_test]
+async fn gives_up_as_unavailable_with_the_key() {
+    let t = tracker(r#""maxRetries":1"#);
+    let key = uid("gone");
+    script(&key, &["500", "502", "500"]).await;
+    let e = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#, uid("cus"))))
+        .await
+        .expect_err("unavailable");
+    expect_error(&e, "unavailable");
+    assert_eq!(s(&e, "idempotencyKey"), key);
+    assert_eq!(get(&e, "status").as_f64(), Some(502.0));
+    assert_eq!(recorded(&key).await.length(), 0);
+    assert!(!s(&e, "message").contains(KEY));
+}
+
+#[wasm_bindgen_test]
+async fn timeout_holds_against_a_slow_server() {
+    let t = tracker(r#""maxRetries":0,"timeoutMs":300"#);
+    let key = uid("slow");
+    script(&key, &["latency:3000"]).await;
+    let start = js_sys::Date::now();
+    let e = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#, uid("cus"))))
+        .await
+        .expect_err("timeout");
+    expect_error(&e, "unavailable");
+    assert!(s(&e, "message").contains("no answer within 300 ms"), "{}", s(&e, "message"));
+    assert!(js_sys::Date::now() - start < 2500.0, "did not wait for the slow server");
+}
+
+#[wasm_bindgen_test]
+fn secret_key_refused_in_browser_without_opt_in() {
+    let e = AutumnTracker::new(json(&format!(r#"{{"secretKey":"{KEY}","baseUrl":"{}"}}"#, mock())))
+        .err()
+        .expect("refused");
+    expect_error(&e, "secret_key_in_browser");
+    assert!(!s(&e, "message").contains(KEY));
+    // Without a key (pointing at the app's own route) it is fine.
+    assert!(AutumnTracker::new(json(r#"{"baseUrl":"/api/autumn"}"#)).is_ok());
+}
+
+#[wasm_bindgen_test]
+fn option_errors_are_typed() {
+    for (opts, field) in [
+        (r#"{"secretkey":"x"}"#, "secretkey"),
+        (r#"{"baseUrl":"ftp://x"}"#, "baseUrl"),
+        (r#"{"timeoutMs":-1}"#, "timeoutMs"),
+        (r#"{"secretKey":"am_pk_test_1"}"#, "secretKey"),
+    ] {
+        let e = AutumnTracker::new(json(opts)).err().expect(opts);
+        expect_error(&e, "invalid_options");
+        assert_eq!(s(&e, "field"), field);
+    }
+}

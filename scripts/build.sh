@@ -23,5 +23,8 @@ fi
 wasm-pack build --target web --out-dir pkg --out-name autumn_track --mode no-install \
   --no-pack $profile . >&2
 rm -f pkg/.gitignore pkg/package.json pkg/README.md
+# `[Symbol.dispose]` needs TypeScript's esnext.disposable lib; users on default libs would get
+# a type error from our .d.ts. The method stays at run time; `free()` is the typed way.
+sed -i '/\[Symbol.dispose\]()/d' pkg/autumn_track.d.ts
 
 ls -l pkg/autumn_track_bg.wasm pkg/autumn_track.js >&2

@@ -177,7 +177,9 @@ pub(crate) fn id_field(
     match v {
         None if required => Err(err(name, msg(&["`", name, "` is required"]))),
         None => Ok(None),
-        Some(Value::Str(s)) if s.is_empty() => Err(err(name, msg(&["`", name, "` must not be empty"]))),
+        Some(Value::Str(s)) if s.is_empty() => {
+            Err(err(name, msg(&["`", name, "` must not be empty"])))
+        }
         Some(Value::Str(s)) if s.chars().count() > MAX_ID_CHARS => Err(err(
             name,
             msg(&["`", name, "` is longer than 256 characters"]),
@@ -269,7 +271,10 @@ pub fn parse_input(
         Some(other) => {
             return Err(TrackError::input(
                 "properties",
-                msg(&["`properties` must be a plain object, got ", other.type_name()]),
+                msg(&[
+                    "`properties` must be a plain object, got ",
+                    other.type_name(),
+                ]),
             ))
         }
     };
@@ -300,7 +305,10 @@ pub fn parse_input(
         Some(other) => {
             return Err(TrackError::input(
                 "timestamp",
-                msg(&["`timestamp` must be a number (Unix milliseconds), got ", other.type_name()]),
+                msg(&[
+                    "`timestamp` must be a number (Unix milliseconds), got ",
+                    other.type_name(),
+                ]),
             ))
         }
     };
@@ -390,7 +398,11 @@ pub fn write_body(s: &mut String, ev: &Event, timestamp: Option<u64>) {
         s.push('"');
     }
     if let Some(a) = ev.r#async {
-        s.push_str(if a { ",\"async\":true" } else { ",\"async\":false" });
+        s.push_str(if a {
+            ",\"async\":true"
+        } else {
+            ",\"async\":false"
+        });
     }
     s.push('}');
 }
@@ -409,7 +421,9 @@ mod tests {
     }
 
     fn parse(j: serde_json::Value) -> Result<Event, TrackError> {
-        parse_input(&v(j), DEFAULT_MAX_PROPERTIES_BYTES, || "generated-key".to_string())
+        parse_input(&v(j), DEFAULT_MAX_PROPERTIES_BYTES, || {
+            "generated-key".to_string()
+        })
     }
 
     fn field_of(j: serde_json::Value) -> String {
@@ -456,7 +470,11 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            (ev.customer_id.as_str(), ev.feature_id.as_deref(), ev.entity_id.as_deref()),
+            (
+                ev.customer_id.as_str(),
+                ev.feature_id.as_deref(),
+                ev.entity_id.as_deref()
+            ),
             ("c", Some("f"), Some("e"))
         );
         assert_eq!(ev.idempotency_key, "k");
@@ -488,29 +506,89 @@ mod tests {
             (json!({"customerId": ["c"], "featureId": "f"}), "customerId"),
             (json!({"customerId": long, "featureId": "f"}), "customerId"),
             (json!({"customerId": "c"}), "featureId"),
-            (json!({"customerId": "c", "featureId": "f", "eventName": "e"}), "eventName"),
+            (
+                json!({"customerId": "c", "featureId": "f", "eventName": "e"}),
+                "eventName",
+            ),
             (json!({"customerId": "c", "featureId": ""}), "featureId"),
             (json!({"customerId": "c", "eventName": ""}), "eventName"),
             (json!({"customerId": "c", "featureId": 1}), "featureId"),
-            (json!({"customerId": "c", "featureId": "f", "entityId": ""}), "entityId"),
-            (json!({"customerId": "c", "featureId": "f", "value": "5"}), "value"),
-            (json!({"customerId": "c", "featureId": "f", "value": null}), "value"),
-            (json!({"customerId": "c", "featureId": "f", "properties": []}), "properties"),
-            (json!({"customerId": "c", "featureId": "f", "properties": null}), "properties"),
-            (json!({"customerId": "c", "featureId": "f", "properties": "x"}), "properties"),
-            (json!({"customerId": "c", "featureId": "f", "idempotencyKey": ""}), "idempotencyKey"),
-            (json!({"customerId": "c", "featureId": "f", "idempotencyKey": long}), "idempotencyKey"),
-            (json!({"customerId": "c", "featureId": "f", "idempotencyKey": 7}), "idempotencyKey"),
-            (json!({"customerId": "c", "featureId": "f", "timestamp": 0}), "timestamp"),
-            (json!({"customerId": "c", "featureId": "f", "timestamp": -5}), "timestamp"),
-            (json!({"customerId": "c", "featureId": "f", "timestamp": 1.5e12 + 0.5}), "timestamp"),
-            (json!({"customerId": "c", "featureId": "f", "timestamp": "2025"}), "timestamp"),
-            (json!({"customerId": "c", "featureId": "f", "timestamp": 1764000000}), "timestamp"),
-            (json!({"customerId": "c", "featureId": "f", "timestamp": 1e300}), "timestamp"),
-            (json!({"customerId": "c", "featureId": "f", "overageBehavior": "nope"}), "overageBehavior"),
-            (json!({"customerId": "c", "featureId": "f", "async": "yes"}), "async"),
-            (json!({"customerId": "c", "featureId": "f", "custmerId": "x"}), "custmerId"),
-            (json!({"customerId": "c", "feature_id": "f", "featureId": "f"}), "featureId"),
+            (
+                json!({"customerId": "c", "featureId": "f", "entityId": ""}),
+                "entityId",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "value": "5"}),
+                "value",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "value": null}),
+                "value",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "properties": []}),
+                "properties",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "properties": null}),
+                "properties",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "properties": "x"}),
+                "properties",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "idempotencyKey": ""}),
+                "idempotencyKey",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "idempotencyKey": long}),
+                "idempotencyKey",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "idempotencyKey": 7}),
+                "idempotencyKey",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "timestamp": 0}),
+                "timestamp",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "timestamp": -5}),
+                "timestamp",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "timestamp": 1.5e12 + 0.5}),
+                "timestamp",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "timestamp": "2025"}),
+                "timestamp",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "timestamp": 1764000000}),
+                "timestamp",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "timestamp": 1e300}),
+                "timestamp",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "overageBehavior": "nope"}),
+                "overageBehavior",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "async": "yes"}),
+                "async",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "custmerId": "x"}),
+                "custmerId",
+            ),
+            (
+                json!({"customerId": "c", "feature_id": "f", "featureId": "f"}),
+                "featureId",
+            ),
         ];
         for (input, field) in cases {
             assert_eq!(field_of(input.clone()), field, "{input}");
@@ -542,8 +620,13 @@ mod tests {
 
     #[test]
     fn typos_get_a_suggestion() {
-        let e = parse(json!({"customerId": "c", "featureId": "f", "idempotencykey": "k"})).unwrap_err();
-        assert!(e.message.contains("did you mean `idempotencyKey`"), "{}", e.message);
+        let e =
+            parse(json!({"customerId": "c", "featureId": "f", "idempotencykey": "k"})).unwrap_err();
+        assert!(
+            e.message.contains("did you mean `idempotencyKey`"),
+            "{}",
+            e.message
+        );
         let e = parse(json!({"customerId": "c", "featureId": "f", "zzz": 1})).unwrap_err();
         assert!(e.message.contains("unknown field `zzz`"), "{}", e.message);
         assert!(!e.message.contains("did you mean"));
@@ -551,20 +634,31 @@ mod tests {
 
     #[test]
     fn properties_must_be_strict_json_and_bounded() {
-        for bad in [Bad::Function, Bad::Symbol, Bad::BigInt, Bad::Cycle, Bad::TooDeep, Bad::NotPlain] {
+        for bad in [
+            Bad::Function,
+            Bad::Symbol,
+            Bad::BigInt,
+            Bad::Cycle,
+            Bad::TooDeep,
+            Bad::NotPlain,
+        ] {
             let input = Value::Obj(vec![
                 ("customerId".to_string(), Value::Str("c".to_string())),
                 ("featureId".to_string(), Value::Str("f".to_string())),
                 (
                     "properties".to_string(),
-                    Value::Obj(vec![("a".to_string(), Value::Obj(vec![("b".to_string(), Value::Bad(bad))]))]),
+                    Value::Obj(vec![(
+                        "a".to_string(),
+                        Value::Obj(vec![("b".to_string(), Value::Bad(bad))]),
+                    )]),
                 ),
             ]);
             let e = parse_input(&input, 1000, || "k".to_string()).unwrap_err();
             assert_eq!(e.field.as_deref(), Some("properties"));
             assert!(e.message.contains("properties.a.b"), "{}", e.message);
         }
-        let big = json!({"customerId": "c", "featureId": "f", "properties": {"s": "x".repeat(70_000)}});
+        let big =
+            json!({"customerId": "c", "featureId": "f", "properties": {"s": "x".repeat(70_000)}});
         let e = parse(big).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("properties"));
         assert!(e.message.contains("65536"), "{}", e.message);

@@ -117,7 +117,10 @@ mod tests {
             assert!(is_uuid_v7(&k), "{k}");
             assert_eq!(uuid_v7_ms(&k), Some(ms));
             if i % 10 == 0 {
-                assert!(k > last, "keys from later milliseconds sort after earlier ones");
+                assert!(
+                    k > last,
+                    "keys from later milliseconds sort after earlier ones"
+                );
             }
             last.clone_from(&k);
             assert!(seen.insert(k), "duplicate key at {i}");

@@ -67,7 +67,13 @@ fn string_opt<'a>(name: &str, v: Option<&'a Value>) -> Result<Option<&'a str>, T
     }
 }
 
-fn int_opt(name: &str, v: Option<&Value>, min: f64, max: f64, default: f64) -> Result<f64, TrackError> {
+fn int_opt(
+    name: &str,
+    v: Option<&Value>,
+    min: f64,
+    max: f64,
+    default: f64,
+) -> Result<f64, TrackError> {
     match v {
         None => Ok(default),
         Some(Value::Num(n)) if n.fract() == 0.0 && *n >= min && *n <= max => Ok(*n),
@@ -90,20 +96,30 @@ fn is_token(s: &str) -> bool {
 
 /// True for a header value `fetch` accepts: visible ASCII/Latin-1 and inner spaces/tabs.
 fn is_header_value(s: &str) -> bool {
-    s.chars().all(|c| (c == '\t' || c >= ' ') && c != '\u{7f}' && (c as u32) < 256)
+    s.chars()
+        .all(|c| (c == '\t' || c >= ' ') && c != '\u{7f}' && (c as u32) < 256)
 }
 
 /// Validates the options object given to `new AutumnTracker(options)`. `undefined` means all
 /// defaults.
 pub fn parse_options(v: &Value) -> Result<Options, TrackError> {
     let empty = Value::Obj(Vec::new());
-    let v = if matches!(v, Value::Undefined) { &empty } else { v };
+    let v = if matches!(v, Value::Undefined) {
+        &empty
+    } else {
+        v
+    };
     let [key, base, version, headers, timeout, retries, max_props, allow_browser] =
         take_fields(v, &NAMES, "options", opt_err)?;
 
     let secret_key = match string_opt("secretKey", key)? {
         None => None,
-        Some("") => return Err(TrackError::options("secretKey", "`secretKey` must not be empty")),
+        Some("") => {
+            return Err(TrackError::options(
+                "secretKey",
+                "`secretKey` must not be empty",
+            ))
+        }
         Some(k) if k.starts_with("am_pk_") => {
             return Err(TrackError::options(
                 "secretKey",
@@ -177,7 +193,11 @@ pub fn parse_options(v: &Value) -> Result<Options, TrackError> {
                 if !is_token(name) || !is_header_value(value) {
                     return Err(TrackError::options(
                         "headers",
-                        cat(&["header `", name, "` is not a valid HTTP header name or value"]),
+                        cat(&[
+                            "header `",
+                            name,
+                            "` is not a valid HTTP header name or value",
+                        ]),
                     ));
                 }
                 let lower = name.to_ascii_lowercase();
@@ -206,12 +226,21 @@ pub fn parse_options(v: &Value) -> Result<Options, TrackError> {
         Some(other) => {
             return Err(TrackError::options(
                 "headers",
-                cat(&["`headers` must be an object of strings, got ", other.type_name()]),
+                cat(&[
+                    "`headers` must be an object of strings, got ",
+                    other.type_name(),
+                ]),
             ))
         }
     }
 
-    let timeout_ms = int_opt("timeoutMs", timeout, 1.0, 600_000.0, f64::from(DEFAULT_TIMEOUT_MS))? as u32;
+    let timeout_ms = int_opt(
+        "timeoutMs",
+        timeout,
+        1.0,
+        600_000.0,
+        f64::from(DEFAULT_TIMEOUT_MS),
+    )? as u32;
     let max_retries = int_opt("maxRetries", retries, 0.0, 20.0, 5.0)? as u32;
     let max_properties_bytes = int_opt(
         "maxPropertiesBytes",
@@ -255,7 +284,10 @@ impl Options {
     }
 
     /// Every header of a track request, in order. The key never appears elsewhere.
-    pub fn request_headers<'a>(&'a self, idempotency_key: &'a str) -> Vec<(&'a str, HeaderValue<'a>)> {
+    pub fn request_headers<'a>(
+        &'a self,
+        idempotency_key: &'a str,
+    ) -> Vec<(&'a str, HeaderValue<'a>)> {
         let mut h = Vec::with_capacity(6 + self.headers.len());
         h.push(("Content-Type", HeaderValue::Plain("application/json")));
         h.push(("Accept", HeaderValue::Plain("application/json")));
@@ -318,13 +350,21 @@ mod tests {
         assert!(h.contains(&("Idempotency-Key", HeaderValue::Plain("k1"))));
         assert!(h.contains(&("x-api-version", HeaderValue::Plain("2.1"))));
         assert!(h.contains(&("x-tenant", HeaderValue::Plain("t1"))));
-        assert_eq!(parse(json!({"baseUrl": "/api/autumn"})).unwrap().track_url(), "/api/autumn/v1/balances.track");
+        assert_eq!(
+            parse(json!({"baseUrl": "/api/autumn"}))
+                .unwrap()
+                .track_url(),
+            "/api/autumn/v1/balances.track"
+        );
     }
 
     #[test]
     fn no_authorization_without_key() {
         let o = parse(json!({"baseUrl": "/track"})).unwrap();
-        assert!(o.request_headers("k").iter().all(|(n, _)| *n != "Authorization"));
+        assert!(o
+            .request_headers("k")
+            .iter()
+            .all(|(n, _)| *n != "Authorization"));
     }
 
     #[test]
@@ -344,15 +384,24 @@ mod tests {
             (json!({"headers": {"bad header": "x"}}), "headers"),
             (json!({"headers": {"x": 1}}), "headers"),
             (json!({"headers": {"x": "a\nb"}}), "headers"),
-            (json!({"headers": {"Content-Type": "text/plain"}}), "headers"),
-            (json!({"headers": {"Authorization": "Bearer x"}, "secretKey": "am_sk_test_a"}), "headers"),
+            (
+                json!({"headers": {"Content-Type": "text/plain"}}),
+                "headers",
+            ),
+            (
+                json!({"headers": {"Authorization": "Bearer x"}, "secretKey": "am_sk_test_a"}),
+                "headers",
+            ),
             (json!({"headers": []}), "headers"),
             (json!({"timeoutMs": 0}), "timeoutMs"),
             (json!({"timeoutMs": 1.5}), "timeoutMs"),
             (json!({"maxRetries": -1}), "maxRetries"),
             (json!({"maxRetries": 21}), "maxRetries"),
             (json!({"maxPropertiesBytes": "big"}), "maxPropertiesBytes"),
-            (json!({"dangerouslyAllowBrowser": 1}), "dangerouslyAllowBrowser"),
+            (
+                json!({"dangerouslyAllowBrowser": 1}),
+                "dangerouslyAllowBrowser",
+            ),
             (json!({"secretkey": "am_sk_test_x"}), "secretkey"),
             (json!("am_sk_test_x"), "options"),
         ];
@@ -360,19 +409,29 @@ mod tests {
             let e = parse(j.clone()).expect_err(&j.to_string());
             assert_eq!(e.code, Code::InvalidOptions, "{j}");
             assert_eq!(e.field.as_deref(), Some(field), "{j}");
-            assert!(!e.message.contains("am_sk_test_x"), "a key must never be echoed: {}", e.message);
+            assert!(
+                !e.message.contains("am_sk_test_x"),
+                "a key must never be echoed: {}",
+                e.message
+            );
         }
     }
 
     #[test]
     fn typo_in_option_is_suggested() {
         let e = parse(json!({"secretkey": "am_sk_test_x"})).unwrap_err();
-        assert!(e.message.contains("did you mean `secretKey`"), "{}", e.message);
+        assert!(
+            e.message.contains("did you mean `secretKey`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn authorization_header_alone_is_allowed_for_proxies() {
-        let o = parse(json!({"baseUrl": "/api", "headers": {"Authorization": "Bearer user-session"}})).unwrap();
+        let o =
+            parse(json!({"baseUrl": "/api", "headers": {"Authorization": "Bearer user-session"}}))
+                .unwrap();
         assert_eq!(o.headers.len(), 1);
     }
 }

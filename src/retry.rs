@@ -65,12 +65,20 @@ pub fn is_retryable_status(status: u16) -> bool {
 
 /// Decides what follows attempt number `attempt` (0 for the first try). `now_ms` is used to
 /// read an HTTP-date `Retry-After`; `rand01` in `[0, 1)` draws the jitter.
-pub fn decide(outcome: Outcome<'_>, attempt: u32, policy: &Policy, now_ms: f64, rand01: f64) -> Next {
+pub fn decide(
+    outcome: Outcome<'_>,
+    attempt: u32,
+    policy: &Policy,
+    now_ms: f64,
+    rand01: f64,
+) -> Next {
     let retry_after = match outcome {
         Outcome::Status { status, .. } if (200..300).contains(&status) => return Next::Delivered,
         Outcome::Status { status: 409, .. } => return Next::Duplicate,
         Outcome::Status { status, .. } if !is_retryable_status(status) => return Next::Permanent,
-        Outcome::Status { retry_after, .. } => retry_after.and_then(|h| parse_retry_after(h, now_ms)),
+        Outcome::Status { retry_after, .. } => {
+            retry_after.and_then(|h| parse_retry_after(h, now_ms))
+        }
         Outcome::Network | Outcome::Timeout => None,
     };
     if attempt >= policy.max_retries {
@@ -103,14 +111,31 @@ pub fn parse_retry_after(h: &str, now_ms: f64) -> Option<u64> {
         return None;
     }
     if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        let secs: f64 = h.parse().ok()?;
-        if !secs.is_finite() || secs < 0.0 {
-            return None;
-        }
-        return Some((secs * 1000.0).min(MAX_SAFE_INTEGER) as u64);
+        return parse_seconds(h);
     }
     let at = parse_http_date(h)?;
     Some((at - now_ms).max(0.0) as u64)
+}
+
+/// `"120"` or `"1.5"` seconds → milliseconds, saturating; without float parsing (which would
+/// add kilobytes to the wasm).
+fn parse_seconds(h: &str) -> Option<u64> {
+    let (int, frac) = h.split_once('.').unwrap_or((h, ""));
+    if int.is_empty() || frac.contains('.') {
+        return None;
+    }
+    let cap = MAX_SAFE_INTEGER as u64;
+    let mut ms: u64 = 0;
+    for b in int.bytes() {
+        ms = ms.saturating_mul(10).saturating_add(u64::from(b - b'0'));
+    }
+    ms = ms.saturating_mul(1000);
+    let mut scale = 100;
+    for b in frac.bytes().take(3) {
+        ms = ms.saturating_add(u64::from(b - b'0') * scale);
+        scale /= 10;
+    }
+    Some(ms.min(cap))
 }
 
 /// Parses an IMF-fixdate into Unix milliseconds.
@@ -166,8 +191,14 @@ mod tests {
     #[test]
     fn decision_table() {
         let p = Policy::default();
-        let st = |status| Outcome::Status { status, retry_after: None };
-        let ra = |status, h| Outcome::Status { status, retry_after: Some(h) };
+        let st = |status| Outcome::Status {
+            status,
+            retry_after: None,
+        };
+        let ra = |status, h| Outcome::Status {
+            status,
+            retry_after: Some(h),
+        };
         // (outcome, attempt, rand, expected)
         let rows: &[(Outcome<'_>, u32, f64, Next)] = &[
             (st(200), 0, 0.5, Next::Delivered),
@@ -198,22 +229,51 @@ mod tests {
             (ra(429, "0"), 0, 0.0, Next::RetryIn(0)),
             (ra(429, "3600"), 0, 0.0, Next::GiveUp),
             (ra(429, "315360000"), 0, 0.0, Next::GiveUp),
-            (ra(429, "Sun, 06 Nov 1994 08:49:39 GMT"), 0, 0.0, Next::RetryIn(2000)),
-            (ra(429, "Sun, 06 Nov 1994 08:00:00 GMT"), 0, 0.0, Next::RetryIn(0)),
+            (
+                ra(429, "Sun, 06 Nov 1994 08:49:39 GMT"),
+                0,
+                0.0,
+                Next::RetryIn(2000),
+            ),
+            (
+                ra(429, "Sun, 06 Nov 1994 08:00:00 GMT"),
+                0,
+                0.0,
+                Next::RetryIn(0),
+            ),
             (ra(429, "soon"), 0, 1.0, Next::RetryIn(500)),
             (ra(429, "1"), 5, 0.0, Next::GiveUp),
             (ra(400, "1"), 0, 0.0, Next::Permanent),
         ];
         for (i, (o, attempt, r, want)) in rows.iter().enumerate() {
-            assert_eq!(decide(*o, *attempt, &p, NOW, *r), *want, "row {i}: {o:?} attempt {attempt}");
+            assert_eq!(
+                decide(*o, *attempt, &p, NOW, *r),
+                *want,
+                "row {i}: {o:?} attempt {attempt}"
+            );
         }
     }
 
     #[test]
     fn zero_retries_means_one_attempt() {
-        let p = Policy { max_retries: 0, ..Policy::default() };
+        let p = Policy {
+            max_retries: 0,
+            ..Policy::default()
+        };
         assert_eq!(decide(Outcome::Network, 0, &p, NOW, 0.5), Next::GiveUp);
-        assert_eq!(decide(Outcome::Status { status: 200, retry_after: None }, 0, &p, NOW, 0.5), Next::Delivered);
+        assert_eq!(
+            decide(
+                Outcome::Status {
+                    status: 200,
+                    retry_after: None
+                },
+                0,
+                &p,
+                NOW,
+                0.5
+            ),
+            Next::Delivered
+        );
     }
 
     #[test]
@@ -233,18 +293,44 @@ mod tests {
         assert_eq!(parse_retry_after("-1", NOW), None);
         assert_eq!(parse_retry_after("1e3", NOW), None);
         assert_eq!(parse_retry_after("..", NOW), None);
-        assert_eq!(parse_retry_after("99999999999999999999999", NOW), Some(MAX_SAFE_INTEGER as u64));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", NOW), Some(10_000));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:47 PST", NOW), None);
-        assert_eq!(parse_retry_after("Sun, 32 Nov 1994 08:49:47 GMT", NOW), None);
-        assert_eq!(parse_retry_after("Sun, 06 Foo 1994 08:49:47 GMT", NOW), None);
+        assert_eq!(parse_retry_after(".5", NOW), None);
+        assert_eq!(parse_retry_after("1.2.3", NOW), None);
+        assert_eq!(parse_retry_after("2.", NOW), Some(2_000));
+        assert_eq!(parse_retry_after("0.25", NOW), Some(250));
+        assert_eq!(parse_retry_after("0.0009", NOW), Some(0));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", NOW),
+            Some(MAX_SAFE_INTEGER as u64)
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", NOW),
+            Some(10_000)
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:47 PST", NOW),
+            None
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 32 Nov 1994 08:49:47 GMT", NOW),
+            None
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Foo 1994 08:49:47 GMT", NOW),
+            None
+        );
     }
 
     #[test]
     fn http_dates_match_known_instants() {
         assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0.0));
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(NOW));
-        assert_eq!(parse_http_date("Thu, 26 Nov 2026 09:29:44 GMT"), Some(1_795_685_384_000.0));
-        assert_eq!(parse_http_date("Tue, 29 Feb 2000 12:00:00 GMT"), Some(951_825_600_000.0));
+        assert_eq!(
+            parse_http_date("Thu, 26 Nov 2026 09:29:44 GMT"),
+            Some(1_795_685_384_000.0)
+        );
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2000 12:00:00 GMT"),
+            Some(951_825_600_000.0)
+        );
     }
 }

@@ -39,10 +39,14 @@ impl Bad {
         match self {
             Bad::Function => "is a function, which JSON cannot carry",
             Bad::Symbol => "is a Symbol, which JSON cannot carry",
-            Bad::BigInt => "is a BigInt, which JSON cannot carry (convert it to a number or string)",
+            Bad::BigInt => {
+                "is a BigInt, which JSON cannot carry (convert it to a number or string)"
+            }
             Bad::Cycle => "refers back to itself (a cycle), which JSON cannot carry",
             Bad::TooDeep => "is nested too deeply (more than 32 levels)",
-            Bad::NotPlain => "is not a plain object or array (class instances, Dates, Maps are not JSON)",
+            Bad::NotPlain => {
+                "is not a plain object or array (class instances, Dates, Maps are not JSON)"
+            }
             Bad::Threw => "threw while being read (a getter or Proxy trap failed)",
             Bad::LoneSurrogate => "contains a lone UTF-16 surrogate, which is not valid text",
             Bad::TooLarge => "is too large",
@@ -128,7 +132,10 @@ fn check_inner(v: &Value, path: &mut String) -> Result<(), JsonProblem> {
     match v {
         Value::Null | Value::Bool(_) | Value::Str(_) => Ok(()),
         Value::Num(n) if n.is_finite() => Ok(()),
-        Value::Num(_) => fail(path, "is not a finite number (NaN and Infinity are not JSON)"),
+        Value::Num(_) => fail(
+            path,
+            "is not a finite number (NaN and Infinity are not JSON)",
+        ),
         Value::Undefined => fail(path, "is undefined, which JSON cannot carry"),
         Value::Bad(b) => fail(path, b.describe()),
         Value::Arr(items) => {
@@ -237,15 +244,27 @@ pub fn write_num(out: &mut String, n: f64) {
         }
         push_u64(out, n.abs() as u64);
     } else {
-        use core::fmt::Write;
-        // Writing to a String cannot fail. Exponent form outside JavaScript's plain range, as
-        // `JSON.stringify` does, so 1e300 is 5 bytes, not 301.
-        let _ = if (1e-7..1e21).contains(&n.abs()) {
-            write!(out, "{n}")
-        } else {
-            write!(out, "{n:e}")
-        };
+        write_float(out, n);
     }
+}
+
+/// Non-integers: JavaScript's own `String(n)` in wasm (shortest round-trip form, valid JSON, and
+/// no float-formatting tables in the binary); Rust's formatter natively, with exponent form
+/// outside JavaScript's plain range so the two agree on what matters (`1e300` is 5 bytes).
+#[cfg(target_arch = "wasm32")]
+fn write_float(out: &mut String, n: f64) {
+    out.push_str(&crate::js::number_to_string(n));
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn write_float(out: &mut String, n: f64) {
+    use core::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = if (1e-7..1e21).contains(&n.abs()) {
+        write!(out, "{n}")
+    } else {
+        write!(out, "{n:e}")
+    };
 }
 
 /// Appends the decimal digits of `n` without `format!`.
@@ -291,11 +310,9 @@ pub(crate) mod tests_support {
             serde_json::Value::Number(n) => Value::Num(n.as_f64().unwrap_or(f64::NAN)),
             serde_json::Value::String(s) => Value::Str(s.clone()),
             serde_json::Value::Array(a) => Value::Arr(a.iter().map(from_serde).collect()),
-            serde_json::Value::Object(o) => Value::Obj(
-                o.iter()
-                    .map(|(k, v)| (k.clone(), from_serde(v)))
-                    .collect(),
-            ),
+            serde_json::Value::Object(o) => {
+                Value::Obj(o.iter().map(|(k, v)| (k.clone(), from_serde(v))).collect())
+            }
         }
     }
 }
@@ -344,8 +361,14 @@ mod tests {
 
     #[test]
     fn escapes_control_characters_like_json_stringify() {
-        assert_eq!(json(&Value::Str("\u{1}\u{1f}".to_string())), r#""\u0001\u001f""#);
-        assert_eq!(json(&Value::Str("a\u{2028}b".to_string())), "\"a\u{2028}b\"");
+        assert_eq!(
+            json(&Value::Str("\u{1}\u{1f}".to_string())),
+            r#""\u0001\u001f""#
+        );
+        assert_eq!(
+            json(&Value::Str("a\u{2028}b".to_string())),
+            "\"a\u{2028}b\""
+        );
     }
 
     #[test]
@@ -374,7 +397,13 @@ mod tests {
         let v = Value::Arr(vec![Value::Undefined]);
         assert_eq!(check_json(&v).unwrap_err().path, "[0]");
 
-        for bad in [Bad::Function, Bad::Symbol, Bad::BigInt, Bad::Cycle, Bad::Threw] {
+        for bad in [
+            Bad::Function,
+            Bad::Symbol,
+            Bad::BigInt,
+            Bad::Cycle,
+            Bad::Threw,
+        ] {
             let v = Value::Obj(vec![("k".to_string(), Value::Bad(bad))]);
             let p = check_json(&v).unwrap_err();
             assert_eq!(p.path, "k");

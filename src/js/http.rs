@@ -90,7 +90,11 @@ async fn send(request: &web_sys::Request, signal: &web_sys::AbortSignal) -> Repl
     let response: web_sys::Response = match JsFuture::from(promise).await {
         Ok(r) => match r.dyn_into() {
             Ok(r) => r,
-            Err(_) => return Reply::Network(String::from("fetch resolved with something that is not a Response")),
+            Err(_) => {
+                return Reply::Network(String::from(
+                    "fetch resolved with something that is not a Response",
+                ))
+            }
         },
         Err(e) => return fail(e),
     };

@@ -180,9 +180,16 @@ impl AutumnTracker {
         let prepared = prepare(&inner.opts, &input);
         wasm_bindgen_futures::future_to_promise(async move {
             let (key, body) = prepared.map_err(|e| error::to_js(&e))?;
-            deliver(&inner, &key, &body).await.map_err(|e| error::to_js(&e))
+            deliver(&inner, &key, &body)
+                .await
+                .map_err(|e| error::to_js(&e))
         })
     }
+}
+
+/// `String(n)`: JavaScript's shortest round-trip number formatting, for the JSON writer.
+pub(crate) fn number_to_string(n: f64) -> String {
+    sys::js_string_of(n)
 }
 
 fn new_key() -> String {
@@ -218,7 +225,11 @@ fn server_error(text: &str) -> (Option<String>, Option<String>) {
     let Ok(v) = sys::json_parse(text) else {
         return (None, None);
     };
-    let field = |k: &str| Reflect::get(&v, &JsValue::from_str(k)).ok().and_then(|x| x.as_string());
+    let field = |k: &str| {
+        Reflect::get(&v, &JsValue::from_str(k))
+            .ok()
+            .and_then(|x| x.as_string())
+    };
     let code = field("code").filter(|c| {
         !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     });
@@ -255,7 +266,13 @@ async fn deliver(inner: &Inner, key: &str, body: &str) -> Result<JsValue, TrackE
                 retry_after: retry_after.as_deref(),
             },
         };
-        let next = decide(outcome, attempt, &opts.retry, sys::now_ms(), sys::random01());
+        let next = decide(
+            outcome,
+            attempt,
+            &opts.retry,
+            sys::now_ms(),
+            sys::random01(),
+        );
         attempt += 1;
         match (next, &reply) {
             (Next::Delivered, http::Reply::Answer { text, .. }) => {
@@ -284,14 +301,19 @@ async fn deliver(inner: &Inner, key: &str, body: &str) -> Result<JsValue, TrackE
                     }
                     None => {}
                 }
-                let mut e = TrackError::new(code.map_or(Code::HttpError, Code::Server), msg).with_key(key);
+                let mut e =
+                    TrackError::new(code.map_or(Code::HttpError, Code::Server), msg).with_key(key);
                 e.status = Some(*status);
                 return Err(e);
             }
             (_, reply) => {
                 let mut msg = String::from("could not deliver the event after ");
                 push_u64(&mut msg, u64::from(attempt));
-                msg.push_str(if attempt == 1 { " attempt" } else { " attempts" });
+                msg.push_str(if attempt == 1 {
+                    " attempt"
+                } else {
+                    " attempts"
+                });
                 msg.push_str(" (last: ");
                 let mut status = None;
                 match reply {
@@ -304,7 +326,9 @@ async fn deliver(inner: &Inner, key: &str, body: &str) -> Result<JsValue, TrackE
                         push_u64(&mut msg, u64::from(opts.timeout_ms));
                         msg.push_str(" ms");
                     }
-                    http::Reply::Answer { status: s, text, .. } => {
+                    http::Reply::Answer {
+                        status: s, text, ..
+                    } => {
                         status = Some(*s);
                         msg.push_str("HTTP ");
                         push_u64(&mut msg, u64::from(*s));

@@ -32,6 +32,10 @@ extern "C" {
     #[wasm_bindgen(catch, js_namespace = Array, js_name = isArray)]
     pub fn is_array(v: &JsValue) -> Result<bool, JsValue>;
 
+    /// `String(n)`.
+    #[wasm_bindgen(js_name = String)]
+    pub fn js_string_of(n: f64) -> String;
+
     /// `JSON.parse(text)`.
     #[wasm_bindgen(catch, js_namespace = JSON, js_name = parse)]
     pub fn json_parse(text: &str) -> Result<JsValue, JsValue>;

@@ -289,7 +289,7 @@ async fn deliver(inner: &Inner, key: &str, body: &str) -> Result<JsValue, TrackE
                     msg.push(' ');
                     msg.push_str(c);
                 }
-                msg.push_str(")");
+                msg.push(')');
                 match message {
                     Some(m) => {
                         msg.push_str(": ");

@@ -1,6 +1,11 @@
 //! Test bodies shared by the page and dedicated-worker suites. Every test uses its own
 //! customer id and keys, so tests never see each other's events in the shared mock.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use autumn_track::AutumnTracker;
 use js_sys::{Reflect, JSON};
@@ -11,7 +16,13 @@ use wasm_bindgen_test::wasm_bindgen_test;
 const KEY: &str = "am_sk_test_wasm_suite";
 
 fn mock() -> &'static str {
-    option_env!("AUTUMN_MOCK_URL").expect("AUTUMN_MOCK_URL must be set when building the wasm tests (scripts/test.sh does)")
+    // Read at run time on purpose: the suite still compiles (for clippy) without a mock.
+    match option_env!("AUTUMN_MOCK_URL") {
+        Some(url) => url,
+        None => panic!(
+            "AUTUMN_MOCK_URL must be set when building the wasm tests (scripts/test.sh does)"
+        ),
+    }
 }
 
 fn json(text: &str) -> JsValue {
@@ -23,7 +34,9 @@ fn get(v: &JsValue, k: &str) -> JsValue {
 }
 
 fn s(v: &JsValue, k: &str) -> String {
-    get(v, k).as_string().unwrap_or_else(|| panic!("{k} is not a string in {:?}", JSON::stringify(v)))
+    get(v, k)
+        .as_string()
+        .unwrap_or_else(|| panic!("{k} is not a string in {:?}", JSON::stringify(v)))
 }
 
 fn uid(prefix: &str) -> String {
@@ -39,7 +52,10 @@ async fn http(method: &str, path: &str, body: Option<&str>) -> JsValue {
         gloo_net::http::Method::GET
     });
     let req = match body {
-        Some(b2) => b.header("Content-Type", "application/json").body(b2).unwrap(),
+        Some(b2) => b
+            .header("Content-Type", "application/json")
+            .body(b2)
+            .unwrap(),
         None => b.build().unwrap(),
     };
     let resp = req.send().await.expect("mock reachable");
@@ -50,13 +66,25 @@ async fn http(method: &str, path: &str, body: Option<&str>) -> JsValue {
 /// Every event the mock recorded under this idempotency key.
 async fn recorded(key: &str) -> js_sys::Array {
     let v = http("GET", &format!("/_mock/events?idempotency_key={key}"), None).await;
-    let arr = if js_sys::Array::is_array(&v) { v } else { get(&v, "events") };
+    let arr = if js_sys::Array::is_array(&v) {
+        v
+    } else {
+        get(&v, "events")
+    };
     arr.dyn_into().expect("events array")
 }
 
 async fn script(key: &str, actions: &[&str]) {
     let list: Vec<String> = actions.iter().map(|a| format!("\"{a}\"")).collect();
-    http("POST", "/_mock/faults", Some(&format!(r#"{{"scripts":{{"{key}":[{}]}}}}"#, list.join(",")))).await;
+    http(
+        "POST",
+        "/_mock/faults",
+        Some(&format!(
+            r#"{{"scripts":{{"{key}":[{}]}}}}"#,
+            list.join(",")
+        )),
+    )
+    .await;
 }
 
 fn tracker(extra: &str) -> AutumnTracker {
@@ -110,7 +138,10 @@ async fn delivers_with_key_headers_and_balance() {
 async fn same_key_twice_is_a_duplicate_not_a_second_charge() {
     let t = tracker("");
     let key = uid("dup");
-    let input = format!(r#"{{"customer_id":"{}","feature_id":"messages","idempotency_key":"{key}"}}"#, uid("cus"));
+    let input = format!(
+        r#"{{"customer_id":"{}","feature_id":"messages","idempotency_key":"{key}"}}"#,
+        uid("cus")
+    );
     let first = track(&t, json(&input)).await.expect("first");
     assert_eq!(s(&first, "status"), "delivered");
     let second = track(&t, json(&input)).await.expect("second");
@@ -128,16 +159,43 @@ async fn every_validation_error_is_typed_and_sends_nothing() {
         (r#"{"customerId":"","featureId":"messages"}"#, "customerId"),
         (r#"{"customerId":7,"featureId":"messages"}"#, "customerId"),
         (r#"{"customerId":"C"}"#, "featureId"),
-        (r#"{"customerId":"C","featureId":"messages","eventName":"message_sent"}"#, "eventName"),
+        (
+            r#"{"customerId":"C","featureId":"messages","eventName":"message_sent"}"#,
+            "eventName",
+        ),
         (r#"{"customerId":"C","featureId":""}"#, "featureId"),
-        (r#"{"customerId":"C","featureId":"messages","value":"2"}"#, "value"),
-        (r#"{"customerId":"C","featureId":"messages","properties":[1]}"#, "properties"),
-        (r#"{"customerId":"C","featureId":"messages","properties":null}"#, "properties"),
-        (r#"{"customerId":"C","featureId":"messages","idempotencyKey":""}"#, "idempotencyKey"),
-        (r#"{"customerId":"C","featureId":"messages","timestamp":-1}"#, "timestamp"),
-        (r#"{"customerId":"C","featureId":"messages","timestamp":1.5}"#, "timestamp"),
-        (r#"{"customerId":"C","featureId":"messages","custId":"x"}"#, "custId"),
-        (r#"{"customerId":"C","customer_id":"C","featureId":"messages"}"#, "customerId"),
+        (
+            r#"{"customerId":"C","featureId":"messages","value":"2"}"#,
+            "value",
+        ),
+        (
+            r#"{"customerId":"C","featureId":"messages","properties":[1]}"#,
+            "properties",
+        ),
+        (
+            r#"{"customerId":"C","featureId":"messages","properties":null}"#,
+            "properties",
+        ),
+        (
+            r#"{"customerId":"C","featureId":"messages","idempotencyKey":""}"#,
+            "idempotencyKey",
+        ),
+        (
+            r#"{"customerId":"C","featureId":"messages","timestamp":-1}"#,
+            "timestamp",
+        ),
+        (
+            r#"{"customerId":"C","featureId":"messages","timestamp":1.5}"#,
+            "timestamp",
+        ),
+        (
+            r#"{"customerId":"C","featureId":"messages","custId":"x"}"#,
+            "custId",
+        ),
+        (
+            r#"{"customerId":"C","customer_id":"C","featureId":"messages"}"#,
+            "customerId",
+        ),
     ];
     for (input, field) in cases {
         let input = input.replace("\"C\"", &format!("\"{customer}\""));
@@ -169,11 +227,29 @@ async fn every_validation_error_is_typed_and_sends_nothing() {
         assert_eq!(s(&e, "field"), *field, "{src}");
     }
     // Nothing of the above reached the server.
-    let events = http("GET", &format!("/_mock/events?customer_id={customer}"), None).await;
-    let events: js_sys::Array = (if js_sys::Array::is_array(&events) { events } else { get(&events, "events") }).dyn_into().unwrap();
+    let events = http(
+        "GET",
+        &format!("/_mock/events?customer_id={customer}"),
+        None,
+    )
+    .await;
+    let events: js_sys::Array = (if js_sys::Array::is_array(&events) {
+        events
+    } else {
+        get(&events, "events")
+    })
+    .dyn_into()
+    .unwrap();
     assert_eq!(events.length(), 0);
     // And the tracker still works.
-    let ok = track(&t, json(&format!(r#"{{"customerId":"{customer}","featureId":"messages"}}"#))).await.expect("good event after bad ones");
+    let ok = track(
+        &t,
+        json(&format!(
+            r#"{{"customerId":"{customer}","featureId":"messages"}}"#
+        )),
+    )
+    .await
+    .expect("good event after bad ones");
     assert_eq!(s(&ok, "status"), "delivered");
 }
 
@@ -182,9 +258,15 @@ async fn retries_503s_with_the_same_key() {
     let t = tracker("");
     let key = uid("r503");
     script(&key, &["503", "503"]).await;
-    let r = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#, uid("cus"))))
-        .await
-        .expect("delivered after retries");
+    let r = track(
+        &t,
+        json(&format!(
+            r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#,
+            uid("cus")
+        )),
+    )
+    .await
+    .expect("delivered after retries");
     assert_eq!(s(&r, "status"), "delivered");
     // The script is keyed by idempotency key: three attempts consumed it, so all three carried it.
     assert_eq!(get(&r, "attempts").as_f64(), Some(3.0));
@@ -197,11 +279,20 @@ async fn honours_retry_after_on_429() {
     let key = uid("r429");
     script(&key, &["429"]).await;
     let start = js_sys::Date::now();
-    let r = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#, uid("cus"))))
-        .await
-        .expect("delivered after 429");
+    let r = track(
+        &t,
+        json(&format!(
+            r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#,
+            uid("cus")
+        )),
+    )
+    .await
+    .expect("delivered after 429");
     assert_eq!(get(&r, "attempts").as_f64(), Some(2.0));
-    assert!(js_sys::Date::now() - start >= 950.0, "waited for Retry-After: 1");
+    assert!(
+        js_sys::Date::now() - start >= 950.0,
+        "waited for Retry-After: 1"
+    );
     assert_eq!(recorded(&key).await.length(), 1);
 }
 
@@ -210,9 +301,15 @@ async fn recorded_then_dropped_connection_is_not_counted_twice() {
     let t = tracker("");
     let key = uid("drop");
     script(&key, &["drop_after_record"]).await;
-    let r = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#, uid("cus"))))
-        .await
-        .expect("settled");
+    let r = track(
+        &t,
+        json(&format!(
+            r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#,
+            uid("cus")
+        )),
+    )
+    .await
+    .expect("settled");
     // The first attempt was recorded but its answer lost; the retry with the same key is a 409.
     assert_eq!(s(&r, "status"), "duplicate");
     assert_eq!(recorded(&key).await.length(), 1);
@@ -221,9 +318,15 @@ async fn recorded_then_dropped_connection_is_not_counted_twice() {
 #[wasm_bindgen_test]
 async fn unknown_feature_is_final_with_autumns_code() {
     let t = tracker("");
-    let e = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"no_such_feature"}}"#, uid("cus"))))
-        .await
-        .expect_err("404");
+    let e = track(
+        &t,
+        json(&format!(
+            r#"{{"customerId":"{}","featureId":"no_such_feature"}}"#,
+            uid("cus")
+        )),
+    )
+    .await
+    .expect_err("404");
     expect_error(&e, "feature_not_found");
     assert_eq!(get(&e, "status").as_f64(), Some(404.0));
     assert!(get(&e, "idempotencyKey").is_string());
@@ -237,10 +340,21 @@ async fn bad_key_is_final_401_and_never_echoed() {
         mock()
     )))
     .unwrap();
-    let e = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"messages"}}"#, uid("cus")))).await.expect_err("401");
+    let e = track(
+        &t,
+        json(&format!(
+            r#"{{"customerId":"{}","featureId":"messages"}}"#,
+            uid("cus")
+        )),
+    )
+    .await
+    .expect_err("401");
     expect_error(&e, "invalid_secret_key");
     assert_eq!(get(&e, "status").as_f64(), Some(401.0));
-    assert!(!s(&e, "message").contains("nonsense_key_123"), "the key is not echoed");
+    assert!(
+        !s(&e, "message").contains("nonsense_key_123"),
+        "the key is not echoed"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -248,9 +362,15 @@ async fn gives_up_as_unavailable_with_the_key() {
     let t = tracker(r#""maxRetries":1"#);
     let key = uid("gone");
     script(&key, &["500", "502", "500"]).await;
-    let e = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#, uid("cus"))))
-        .await
-        .expect_err("unavailable");
+    let e = track(
+        &t,
+        json(&format!(
+            r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#,
+            uid("cus")
+        )),
+    )
+    .await
+    .expect_err("unavailable");
     expect_error(&e, "unavailable");
     assert_eq!(s(&e, "idempotencyKey"), key);
     assert_eq!(get(&e, "status").as_f64(), Some(502.0));
@@ -264,19 +384,35 @@ async fn timeout_holds_against_a_slow_server() {
     let key = uid("slow");
     script(&key, &["latency:3000"]).await;
     let start = js_sys::Date::now();
-    let e = track(&t, json(&format!(r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#, uid("cus"))))
-        .await
-        .expect_err("timeout");
+    let e = track(
+        &t,
+        json(&format!(
+            r#"{{"customerId":"{}","featureId":"messages","idempotencyKey":"{key}"}}"#,
+            uid("cus")
+        )),
+    )
+    .await
+    .expect_err("timeout");
     expect_error(&e, "unavailable");
-    assert!(s(&e, "message").contains("no answer within 300 ms"), "{}", s(&e, "message"));
-    assert!(js_sys::Date::now() - start < 2500.0, "did not wait for the slow server");
+    assert!(
+        s(&e, "message").contains("no answer within 300 ms"),
+        "{}",
+        s(&e, "message")
+    );
+    assert!(
+        js_sys::Date::now() - start < 2500.0,
+        "did not wait for the slow server"
+    );
 }
 
 #[wasm_bindgen_test]
 fn secret_key_refused_in_browser_without_opt_in() {
-    let e = AutumnTracker::new(json(&format!(r#"{{"secretKey":"{KEY}","baseUrl":"{}"}}"#, mock())))
-        .err()
-        .expect("refused");
+    let e = AutumnTracker::new(json(&format!(
+        r#"{{"secretKey":"{KEY}","baseUrl":"{}"}}"#,
+        mock()
+    )))
+    .err()
+    .expect("refused");
     expect_error(&e, "secret_key_in_browser");
     assert!(!s(&e, "message").contains(KEY));
     // Without a key (pointing at the app's own route) it is fine.

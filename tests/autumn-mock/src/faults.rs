@@ -1,0 +1,463 @@
+//! Fault injection: seeded probabilities, outage switch and per-idempotency-key scripts.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// SplitMix64: a tiny, good-enough seeded PRNG (replayable fault runs).
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// New generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// `true` with probability `p` (no draw is made when `p <= 0`).
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.next_f64() < p
+    }
+
+    /// Uniform in `0..=max`.
+    pub fn up_to(&mut self, max: u64) -> u64 {
+        if max == 0 {
+            0
+        } else if max == u64::MAX {
+            self.next_u64()
+        } else {
+            self.next_u64() % (max + 1)
+        }
+    }
+}
+
+/// What `outage: true` does to API requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum OutageMode {
+    /// Answer 503 `internal_error` with `Retry-After` (browsers see a response).
+    #[default]
+    #[serde(rename = "503")]
+    Status503,
+    /// Drop the connection (TCP reset) without answering.
+    #[serde(rename = "reset")]
+    Reset,
+}
+
+/// One scripted action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Behave normally.
+    Ok,
+    /// 500 `internal_error`.
+    E500,
+    /// 502 `internal_error`.
+    E502,
+    /// 503 `internal_error` + `Retry-After`.
+    E503,
+    /// 429 plain text + `Retry-After`.
+    E429,
+    /// Process and record normally, then drop the connection without answering.
+    DropAfterRecord,
+    /// Close the connection (reset) without answering or processing.
+    ResetBeforeBody,
+    /// Sleep this many milliseconds, then behave normally.
+    Latency(u64),
+}
+
+impl Action {
+    /// Parse a script action string.
+    pub fn parse(s: &str) -> Option<Action> {
+        Some(match s {
+            "ok" => Action::Ok,
+            "500" => Action::E500,
+            "502" => Action::E502,
+            "503" => Action::E503,
+            "429" => Action::E429,
+            "drop_after_record" => Action::DropAfterRecord,
+            "reset_before_body" => Action::ResetBeforeBody,
+            _ => {
+                let ms = s.strip_prefix("latency:")?;
+                Action::Latency(ms.trim().parse().ok()?)
+            }
+        })
+    }
+
+    /// The string form.
+    pub fn as_string(self) -> String {
+        match self {
+            Action::Ok => "ok".into(),
+            Action::E500 => "500".into(),
+            Action::E502 => "502".into(),
+            Action::E503 => "503".into(),
+            Action::E429 => "429".into(),
+            Action::DropAfterRecord => "drop_after_record".into(),
+            Action::ResetBeforeBody => "reset_before_body".into(),
+            Action::Latency(ms) => format!("latency:{ms}"),
+        }
+    }
+}
+
+/// Partial update of the faults (`POST /_mock/faults`, config `faults`, CLI flags).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsPatch {
+    /// Reset everything to "no faults" (and reseed) before applying the other fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear: Option<bool>,
+    /// Reseed the fault RNG.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Probability of 500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_500: Option<f64>,
+    /// Probability of 502.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_502: Option<f64>,
+    /// Probability of 503 (+ `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_503: Option<f64>,
+    /// Probability of 429 (plain text + `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_429: Option<f64>,
+    /// Fixed added latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// Extra uniform latency in `0..=latency_jitter_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_jitter_ms: Option<u64>,
+    /// Probability of "record, then drop the connection".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_after_record: Option<f64>,
+    /// Probability of "reset the connection before reading the body".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_before_body: Option<f64>,
+    /// Refuse every API request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage: Option<bool>,
+    /// How the outage refuses: `"503"` or `"reset"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage_mode: Option<OutageMode>,
+    /// `Retry-After` seconds on injected 429/503.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+    /// Per-idempotency-key scripts, merged key by key (an empty list removes a key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scripts: Option<HashMap<String, Vec<String>>>,
+}
+
+fn check_p(name: &str, p: Option<f64>) -> Result<(), String> {
+    match p {
+        Some(p) if !(p.is_finite() && (0.0..=1.0).contains(&p)) => Err(format!(
+            "{name} must be a probability between 0 and 1, got {p}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl FaultsPatch {
+    /// Validate probabilities and script actions.
+    pub fn check(&self) -> Result<(), String> {
+        check_p("error_500", self.error_500)?;
+        check_p("error_502", self.error_502)?;
+        check_p("error_503", self.error_503)?;
+        check_p("rate_limit_429", self.rate_limit_429)?;
+        check_p("drop_after_record", self.drop_after_record)?;
+        check_p("reset_before_body", self.reset_before_body)?;
+        if let Some(scripts) = &self.scripts {
+            for (k, actions) in scripts {
+                for a in actions {
+                    if Action::parse(a).is_none() {
+                        return Err(format!(
+                            "scripts[{k:?}]: unknown action {a:?} (expected one of \"ok\", \"500\", \"502\", \"503\", \"429\", \"drop_after_record\", \"reset_before_body\", \"latency:<ms>\")"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The current fault settings, as `GET /_mock/faults` shows them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultsView {
+    /// Seed the RNG was last seeded with.
+    pub seed: u64,
+    /// Probability of 500.
+    pub error_500: f64,
+    /// Probability of 502.
+    pub error_502: f64,
+    /// Probability of 503.
+    pub error_503: f64,
+    /// Probability of 429.
+    pub rate_limit_429: f64,
+    /// Fixed latency.
+    pub latency_ms: u64,
+    /// Latency jitter.
+    pub latency_jitter_ms: u64,
+    /// Probability of drop-after-record.
+    pub drop_after_record: f64,
+    /// Probability of reset-before-body.
+    pub reset_before_body: f64,
+    /// Outage switch.
+    pub outage: bool,
+    /// Outage mode.
+    pub outage_mode: OutageMode,
+    /// `Retry-After` on injected 429/503.
+    pub retry_after_secs: u64,
+    /// Remaining scripted actions per key.
+    pub scripts: BTreeMap<String, Vec<String>>,
+}
+
+/// What to do before the body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pre {
+    /// Carry on.
+    Continue,
+    /// Outage: answer 503.
+    Outage503,
+    /// Outage: drop the connection.
+    OutageReset,
+    /// Probabilistic reset before the body.
+    Reset,
+}
+
+/// What to do once the body (and its idempotency key) is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Sleep first.
+    pub latency: Option<Duration>,
+    /// Answer with this injected error instead of processing (E500/E502/E503/E429).
+    pub error: Option<Action>,
+    /// Close the connection without answering, without processing.
+    pub reset: bool,
+    /// Process, then close the connection without answering.
+    pub drop_after_record: bool,
+    /// The action came from a script.
+    pub scripted: bool,
+}
+
+/// Live fault state.
+#[derive(Debug)]
+pub struct Faults {
+    view: FaultsView,
+    base_seed: u64,
+    scripts: HashMap<String, VecDeque<Action>>,
+    rng: SplitMix64,
+}
+
+impl Faults {
+    /// No faults, seeded with `seed`.
+    pub fn new(seed: u64) -> Faults {
+        Faults {
+            view: FaultsView {
+                seed,
+                error_500: 0.0,
+                error_502: 0.0,
+                error_503: 0.0,
+                rate_limit_429: 0.0,
+                latency_ms: 0,
+                latency_jitter_ms: 0,
+                drop_after_record: 0.0,
+                reset_before_body: 0.0,
+                outage: false,
+                outage_mode: OutageMode::Status503,
+                retry_after_secs: 1,
+                scripts: BTreeMap::new(),
+            },
+            base_seed: seed,
+            scripts: HashMap::new(),
+            rng: SplitMix64::new(seed),
+        }
+    }
+
+    /// Apply a patch (validated first; on error nothing changes).
+    pub fn apply(&mut self, p: &FaultsPatch) -> Result<(), String> {
+        p.check()?;
+        if p.clear == Some(true) {
+            *self = Faults::new(self.base_seed);
+        }
+        if let Some(seed) = p.seed {
+            self.view.seed = seed;
+            self.rng = SplitMix64::new(seed);
+        }
+        let v = &mut self.view;
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(x) = p.$f { v.$f = x; } )* };
+        }
+        set!(
+            error_500,
+            error_502,
+            error_503,
+            rate_limit_429,
+            latency_ms,
+            latency_jitter_ms,
+            drop_after_record,
+            reset_before_body,
+            outage,
+            outage_mode,
+            retry_after_secs
+        );
+        if let Some(scripts) = &p.scripts {
+            for (k, actions) in scripts {
+                let parsed: VecDeque<Action> =
+                    actions.iter().filter_map(|a| Action::parse(a)).collect();
+                if parsed.is_empty() {
+                    self.scripts.remove(k);
+                } else {
+                    self.scripts.insert(k.clone(), parsed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Snapshot for `GET /_mock/faults`.
+    pub fn view(&self) -> FaultsView {
+        let mut v = self.view.clone();
+        v.scripts = self
+            .scripts
+            .iter()
+            .map(|(k, q)| (k.clone(), q.iter().map(|a| a.as_string()).collect()))
+            .collect();
+        v
+    }
+
+    /// `Retry-After` seconds for injected 429/503.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.view.retry_after_secs
+    }
+
+    /// Decide before reading the body.
+    pub fn before_body(&mut self) -> Pre {
+        if self.view.outage {
+            return match self.view.outage_mode {
+                OutageMode::Status503 => Pre::Outage503,
+                OutageMode::Reset => Pre::OutageReset,
+            };
+        }
+        if self.rng.chance(self.view.reset_before_body) {
+            return Pre::Reset;
+        }
+        Pre::Continue
+    }
+
+    /// True when any script is pending (lets the server skip key extraction otherwise).
+    pub fn has_scripts(&self) -> bool {
+        !self.scripts.is_empty()
+    }
+
+    /// Decide once the request's idempotency key is known. A pending script action for the key
+    /// is consumed and replaces every probabilistic fault for that request.
+    pub fn plan(&mut self, key: Option<&str>) -> Plan {
+        if let Some(k) = key {
+            if let Some(q) = self.scripts.get_mut(k) {
+                let action = q.pop_front();
+                if q.is_empty() {
+                    self.scripts.remove(k);
+                }
+                if let Some(a) = action {
+                    let mut plan = Plan {
+                        scripted: true,
+                        ..Plan::default()
+                    };
+                    match a {
+                        Action::Ok => {}
+                        Action::Latency(ms) => plan.latency = Some(Duration::from_millis(ms)),
+                        Action::DropAfterRecord => plan.drop_after_record = true,
+                        Action::ResetBeforeBody => plan.reset = true,
+                        e => plan.error = Some(e),
+                    }
+                    return plan;
+                }
+            }
+        }
+        let v = &self.view;
+        let mut plan = Plan::default();
+        if v.latency_ms > 0 || v.latency_jitter_ms > 0 {
+            let ms = v
+                .latency_ms
+                .saturating_add(self.rng.up_to(v.latency_jitter_ms));
+            plan.latency = Some(Duration::from_millis(ms));
+        }
+        if self.rng.chance(v.rate_limit_429) {
+            plan.error = Some(Action::E429);
+        } else if self.rng.chance(v.error_503) {
+            plan.error = Some(Action::E503);
+        } else if self.rng.chance(v.error_500) {
+            plan.error = Some(Action::E500);
+        } else if self.rng.chance(v.error_502) {
+            plan.error = Some(Action::E502);
+        } else if self.rng.chance(v.drop_after_record) {
+            plan.drop_after_record = true;
+        }
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_is_replayable() {
+        let mut a = SplitMix64::new(7);
+        let mut b = SplitMix64::new(7);
+        for _ in 0..100 {
+            assert_eq!(a.next_u64(), b.next_u64());
+        }
+        let f = a.next_f64();
+        assert!((0.0..1.0).contains(&f));
+    }
+
+    #[test]
+    fn actions_round_trip() {
+        for s in [
+            "ok",
+            "500",
+            "502",
+            "503",
+            "429",
+            "drop_after_record",
+            "reset_before_body",
+            "latency:25",
+        ] {
+            assert_eq!(Action::parse(s).map(Action::as_string).as_deref(), Some(s));
+        }
+        assert_eq!(Action::parse("404"), None);
+        assert_eq!(Action::parse("latency:x"), None);
+    }
+
+    #[test]
+    fn scripts_consume_in_order_then_fall_back() {
+        let mut f = Faults::new(1);
+        let mut scripts = HashMap::new();
+        scripts.insert("k".to_string(), vec!["503".to_string(), "ok".to_string()]);
+        assert!(f
+            .apply(&FaultsPatch {
+                scripts: Some(scripts),
+                ..FaultsPatch::default()
+            })
+            .is_ok());
+        assert_eq!(f.plan(Some("k")).error, Some(Action::E503));
+        let p = f.plan(Some("k"));
+        assert!(p.scripted && p.error.is_none());
+        assert!(!f.plan(Some("k")).scripted);
+        assert!(!f.has_scripts());
+    }
+}

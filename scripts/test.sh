@@ -74,7 +74,7 @@ if want chrome || want firefox || want node || want page || want workerd; then
   echo "autumn-mock at ${AUTUMN_MOCK_URL:-?}"
 fi
 # The page and dedicated-worker suites; the mock's URL is baked in at build time.
-WASM_TESTS=(. --test browser --test dedicated_worker)
+WASM_TESTS=(. --test browser --test dedicated_worker --test queue_browser --test queue_worker --test store_browser --test store_worker)
 suite chrome wasm-pack test --headless --mode no-install --chrome --chromedriver /usr/bin/chromedriver "${WASM_TESTS[@]}"
 suite firefox wasm-pack test --headless --mode no-install --firefox --geckodriver "$(command -v geckodriver)" "${WASM_TESTS[@]}"
 

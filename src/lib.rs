@@ -18,12 +18,16 @@ pub mod error;
 pub mod event;
 pub mod key;
 pub mod options;
+pub mod queue;
 pub mod retry;
 pub mod value;
 
 #[cfg(target_arch = "wasm32")]
 mod js;
 
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub use js::store as __store;
 #[cfg(target_arch = "wasm32")]
 pub use js::AutumnTracker;
 

@@ -35,9 +35,40 @@ pub struct Options {
     pub max_properties_bytes: usize,
     /// Permit a secret key in a browser (for tests and trusted kiosks only).
     pub dangerously_allow_browser: bool,
+    /// Where undeliverable events wait.
+    pub queue: QueueMode,
+    /// IndexedDB database name (one queue per name, shared by the tabs of an origin).
+    pub queue_name: String,
+    /// Bounds and replay timing of the queue.
+    pub queue_policy: crate::queue::Policy,
+    /// How a backlog is replayed.
+    pub drain: DrainMode,
 }
 
-const NAMES: [(&str, Option<&str>); 8] = [
+/// `queue` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMode {
+    /// IndexedDB where it works, memory elsewhere (Node, Workers, private mode).
+    Auto,
+    /// IndexedDB; falls back to memory (reported) when it cannot be opened.
+    IndexedDb,
+    /// In memory only: survives retries, not a reload.
+    Memory,
+    /// No queue: `track()` rejects with `unavailable` when retries run out.
+    Off,
+}
+
+/// `drain` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainMode {
+    /// Backlogs go through `POST /v1/balances.batch_track` (up to `batchSize` a request).
+    /// Autumn accepts a batch as a whole and records it asynchronously: no per-event answer.
+    Batch,
+    /// One `POST /v1/balances.track` per event: slower, but each event gets Autumn's answer.
+    Single,
+}
+
+const NAMES: [(&str, Option<&str>); 15] = [
     ("secretKey", None),
     ("baseUrl", None),
     ("apiVersion", None),
@@ -46,6 +77,13 @@ const NAMES: [(&str, Option<&str>); 8] = [
     ("maxRetries", None),
     ("maxPropertiesBytes", None),
     ("dangerouslyAllowBrowser", None),
+    ("queue", None),
+    ("queueName", None),
+    ("maxQueueSize", None),
+    ("maxEventAgeMs", None),
+    ("batchSize", None),
+    ("drain", None),
+    ("onEvent", None),
 ];
 
 fn opt_err(field: &str, m: String) -> TrackError {
@@ -109,7 +147,7 @@ pub fn parse_options(v: &Value) -> Result<Options, TrackError> {
     } else {
         v
     };
-    let [key, base, version, headers, timeout, retries, max_props, allow_browser] =
+    let [key, base, version, headers, timeout, retries, max_props, allow_browser, queue, queue_name, max_queue, max_age, batch, drain, on_event] =
         take_fields(v, &NAMES, "options", opt_err)?;
 
     let secret_key = match string_opt("secretKey", key)? {
@@ -260,7 +298,72 @@ pub fn parse_options(v: &Value) -> Result<Options, TrackError> {
         }
     };
 
+    let queue = match string_opt("queue", queue)? {
+        None | Some("auto") => QueueMode::Auto,
+        Some("indexeddb") => QueueMode::IndexedDb,
+        Some("memory") => QueueMode::Memory,
+        Some("off") => QueueMode::Off,
+        Some(_) => {
+            return Err(TrackError::options(
+                "queue",
+                "`queue` must be \"auto\", \"indexeddb\", \"memory\" or \"off\"",
+            ))
+        }
+    };
+    let queue_name = match string_opt("queueName", queue_name)? {
+        None => String::from("autumn-track"),
+        Some(n) if !n.is_empty() && n.chars().count() <= 128 => String::from(n),
+        Some(_) => {
+            return Err(TrackError::options(
+                "queueName",
+                "`queueName` must be 1 to 128 characters",
+            ))
+        }
+    };
+    let defaults = crate::queue::Policy::default();
+    let queue_policy = crate::queue::Policy {
+        max_queue_size: int_opt(
+            "maxQueueSize",
+            max_queue,
+            1.0,
+            1_000_000.0,
+            defaults.max_queue_size as f64,
+        )? as usize,
+        max_event_age_ms: int_opt(
+            "maxEventAgeMs",
+            max_age,
+            1_000.0,
+            30.0 * 86_400_000.0,
+            defaults.max_event_age_ms,
+        )?,
+        batch_size: int_opt("batchSize", batch, 1.0, 1000.0, defaults.batch_size as f64)? as usize,
+        ..defaults
+    };
+    let drain = match string_opt("drain", drain)? {
+        None | Some("batch") => DrainMode::Batch,
+        Some("single") => DrainMode::Single,
+        Some(_) => {
+            return Err(TrackError::options(
+                "drain",
+                "`drain` must be \"batch\" or \"single\"",
+            ))
+        }
+    };
+    match on_event {
+        None | Some(Value::Bad(crate::value::Bad::Function)) => {}
+        Some(_) => {
+            return Err(TrackError::options(
+                "onEvent",
+                "`onEvent` must be a function",
+            ))
+        }
+    }
+
     Ok(Options {
+        queue,
+        queue_name,
+        queue_policy,
+        drain,
         secret_key,
         base_url,
         api_version,
@@ -276,6 +379,13 @@ pub fn parse_options(v: &Value) -> Result<Options, TrackError> {
 }
 
 impl Options {
+    /// The URL of the batch endpoint.
+    pub fn batch_url(&self) -> String {
+        let mut u = self.base_url.clone();
+        u.push_str("/v1/balances.batch_track");
+        u
+    }
+
     /// The URL of the single-event track endpoint.
     pub fn track_url(&self) -> String {
         let mut u = self.base_url.clone();
@@ -286,13 +396,15 @@ impl Options {
     /// Every header of a track request, in order. The key never appears elsewhere.
     pub fn request_headers<'a>(
         &'a self,
-        idempotency_key: &'a str,
+        idempotency_key: Option<&'a str>,
     ) -> Vec<(&'a str, HeaderValue<'a>)> {
         let mut h = Vec::with_capacity(6 + self.headers.len());
         h.push(("Content-Type", HeaderValue::Plain("application/json")));
         h.push(("Accept", HeaderValue::Plain("application/json")));
         h.push(("x-api-version", HeaderValue::Plain(&self.api_version)));
-        h.push(("Idempotency-Key", HeaderValue::Plain(idempotency_key)));
+        if let Some(k) = idempotency_key {
+            h.push(("Idempotency-Key", HeaderValue::Plain(k)));
+        }
         if let Some(k) = &self.secret_key {
             h.push(("Authorization", HeaderValue::Bearer(k)));
         }
@@ -333,6 +445,34 @@ mod tests {
         assert_eq!(o.max_properties_bytes, 65536);
         assert_eq!(o.secret_key, None);
         assert_eq!(o.track_url(), "https://api.useautumn.com/v1/balances.track");
+        assert_eq!(
+            o.batch_url(),
+            "https://api.useautumn.com/v1/balances.batch_track"
+        );
+        assert_eq!(o.queue, QueueMode::Auto);
+        assert_eq!(o.drain, DrainMode::Batch);
+        assert_eq!(o.queue_name, "autumn-track");
+        assert_eq!(o.queue_policy, crate::queue::Policy::default());
+    }
+
+    #[test]
+    fn queue_options() {
+        let o = parse(json!({"queue": "memory", "queueName": "app", "maxQueueSize": 5, "maxEventAgeMs": 60000, "batchSize": 10, "drain": "single"})).unwrap();
+        assert_eq!(
+            (o.queue, o.drain, o.queue_name.as_str()),
+            (QueueMode::Memory, DrainMode::Single, "app")
+        );
+        assert_eq!(
+            (o.queue_policy.max_queue_size, o.queue_policy.batch_size),
+            (5, 10)
+        );
+        assert_eq!(o.queue_policy.max_event_age_ms, 60000.0);
+        // onEvent arrives as a function (which JSON cannot carry): accepted.
+        let v = Value::Obj(vec![(
+            "onEvent".into(),
+            Value::Bad(crate::value::Bad::Function),
+        )]);
+        assert!(parse_options(&v).is_ok());
     }
 
     #[test]
@@ -345,7 +485,7 @@ mod tests {
         .unwrap();
         assert_eq!(o.track_url(), "http://127.0.0.1:8787/v1/balances.track");
         assert_eq!(o.retry.max_retries, 0);
-        let h = o.request_headers("k1");
+        let h = o.request_headers(Some("k1"));
         assert!(h.contains(&("Authorization", HeaderValue::Bearer("am_sk_test_abc"))));
         assert!(h.contains(&("Idempotency-Key", HeaderValue::Plain("k1"))));
         assert!(h.contains(&("x-api-version", HeaderValue::Plain("2.1"))));
@@ -362,7 +502,7 @@ mod tests {
     fn no_authorization_without_key() {
         let o = parse(json!({"baseUrl": "/track"})).unwrap();
         assert!(o
-            .request_headers("k")
+            .request_headers(Some("k"))
             .iter()
             .all(|(n, _)| *n != "Authorization"));
     }

@@ -1,10 +1,14 @@
-//! One delivery attempt: build the request with gloo-net, `fetch` it with a timeout that also
-//! covers reading the body, and report what happened. No decisions here: `retry::decide` makes
-//! them.
+//! One delivery attempt: `fetch` with a timeout that also covers reading the body, reporting
+//! what happened. No decisions here: `retry::decide` and `queue::fate` make them.
+//!
+//! Requests are built with web-sys's `RequestInit` directly rather than gloo-net's builder:
+//! the page-exit path needs `keepalive`, which gloo-net cannot set; its `send()` panics
+//! (`unreachable!`) when a polyfilled `fetch` rejects with a non-`Error`; and it constructs
+//! and URL-parses every request twice. Nothing here sets `mode`, `credentials`, `cache` or
+//! `referrer` (Cloudflare Workers reject them).
 
 use alloc::string::String;
 
-use gloo_net::http::RequestBuilder;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -25,6 +29,8 @@ pub enum Reply {
         status: u16,
         /// `Retry-After`, when present and readable.
         retry_after: Option<String>,
+        /// `Date`, when present and readable (cross-origin needs it exposed).
+        date: Option<String>,
         /// The body as text (possibly empty or not JSON).
         text: String,
     },
@@ -37,15 +43,26 @@ fn describe(e: &JsValue) -> String {
         .unwrap_or_else(|| String::from("fetch failed"))
 }
 
-/// Sends `body` to `url` once.
-pub async fn attempt(opts: &Options, url: &str, body: &str, key: &str) -> Reply {
-    let Ok(controller) = web_sys::AbortController::new() else {
-        return Reply::Unsendable(String::from("AbortController is not available"));
-    };
-    let signal = controller.signal();
-    let mut builder = RequestBuilder::new(url).method(gloo_net::http::Method::POST);
+/// How to send.
+pub struct Send<'a> {
+    /// Full URL.
+    pub url: &'a str,
+    /// JSON body.
+    pub body: &'a str,
+    /// `Idempotency-Key` header (single events only; batch items carry theirs in the body).
+    pub key: Option<&'a str>,
+    /// Let the request outlive the page (page exit); the body must fit the 64 KiB budget.
+    pub keepalive: bool,
+}
+
+fn build(
+    opts: &Options,
+    s: &Send<'_>,
+    signal: &web_sys::AbortSignal,
+) -> Result<web_sys::Request, JsValue> {
+    let headers = web_sys::Headers::new()?;
     let mut auth = String::new();
-    for (name, value) in opts.request_headers(key) {
+    for (name, value) in opts.request_headers(s.key) {
         let value = match value {
             HeaderValue::Plain(v) => v,
             HeaderValue::Bearer(k) => {
@@ -55,13 +72,30 @@ pub async fn attempt(opts: &Options, url: &str, body: &str, key: &str) -> Reply 
                 &auth
             }
         };
-        builder = builder.header(name, value);
+        headers.append(name, value)?;
     }
-    let request = match builder.abort_signal(Some(&signal)).body(body) {
-        Ok(r) => web_sys::Request::from(r),
-        Err(e) => return Reply::Unsendable(e.to_string()),
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(s.body));
+    init.set_signal(Some(signal));
+    if s.keepalive {
+        // Not in web-sys's RequestInit; it is a plain dictionary member.
+        let _ = js_sys::Reflect::set(&init, &JsValue::from_str("keepalive"), &JsValue::TRUE);
+    }
+    web_sys::Request::new_with_str_and_init(s.url, &init)
+}
+
+/// Sends once.
+pub async fn attempt(opts: &Options, s: Send<'_>) -> Reply {
+    let Ok(controller) = web_sys::AbortController::new() else {
+        return Reply::Unsendable(String::from("AbortController is not available"));
     };
-    drop(auth);
+    let signal = controller.signal();
+    let request = match build(opts, &s, &signal) {
+        Ok(r) => r,
+        Err(e) => return Reply::Unsendable(describe(&e)),
+    };
 
     // The timer aborts the fetch and the body read alike. A Rust closure (not `new Function`),
     // so a Content-Security-Policy without `unsafe-eval` holds; dropped once the timer is
@@ -99,7 +133,9 @@ async fn send(request: &web_sys::Request, signal: &web_sys::AbortSignal) -> Repl
         Err(e) => return fail(e),
     };
     let status = response.status();
-    let retry_after = response.headers().get("retry-after").ok().flatten();
+    let headers = response.headers();
+    let retry_after = headers.get("retry-after").ok().flatten();
+    let date = headers.get("date").ok().flatten();
     let text = match response.text() {
         Ok(p) => match JsFuture::from(p).await {
             Ok(t) => t.as_string().unwrap_or_default(),
@@ -110,6 +146,7 @@ async fn send(request: &web_sys::Request, signal: &web_sys::AbortSignal) -> Repl
     Reply::Answer {
         status,
         retry_after,
+        date,
         text,
     }
 }

@@ -2,21 +2,23 @@
 //! calls `fetch`, sleeps between attempts, and leaves every decision to the pure core.
 
 mod convert;
+mod engine;
 mod error;
 mod http;
+pub mod store;
 mod sys;
 
 use alloc::rc::Rc;
 use alloc::string::String;
+use alloc::vec::Vec;
 
-use js_sys::{Object, Promise, Reflect};
+use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
 use crate::error::{Code, TrackError};
-use crate::event::parse_input;
+use crate::event::{parse_input, Event};
 use crate::options::{parse_options, Options};
-use crate::retry::{decide, Next, Outcome};
-use crate::value::push_u64;
+use engine::{set, Inner};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
@@ -43,6 +45,74 @@ export interface TrackerOptions {
   maxPropertiesBytes?: number;
   /** Allow a secret key in a browser. Anyone who opens the page can read it: don't. */
   dangerouslyAllowBrowser?: boolean;
+  /** Where events that cannot be delivered now wait. `"auto"` (default): IndexedDB where it
+   *  works, memory elsewhere (Node, Workers, private mode — reported once as
+   *  `storage_fallback`). `"off"`: no queue; `track()` rejects with `unavailable` instead. */
+  queue?: "auto" | "indexeddb" | "memory" | "off";
+  /** IndexedDB database name; tabs of one origin with the same name share one queue. Default `"autumn-track"`. */
+  queueName?: string;
+  /** Most events queued (default 10,000); the oldest beyond it become dead letters (`queue_full`). */
+  maxQueueSize?: number;
+  /** Oldest event replayed, ms (default 23 h, inside Autumn's 24 h idempotency window); older
+   *  ones become dead letters (`expired`) instead of risking a double count. */
+  maxEventAgeMs?: number;
+  /** Events per `batch_track` request when draining a backlog (1–1000, default 1000). */
+  batchSize?: number;
+  /** `"batch"` (default): backlogs go through `/v1/balances.batch_track`, which Autumn accepts
+   *  as a whole and records asynchronously (no per-event answer). `"single"`: one
+   *  `/v1/balances.track` request per event, each with its own answer. */
+  drain?: "batch" | "single";
+  /** Called for every tracker event (see `TrackerEvent`). */
+  onEvent?: (event: TrackerEvent) => void;
+}
+
+/** What the tracker reports through `onEvent` / `addEventListener`. Never carries the secret key. */
+export interface TrackerEvent {
+  type: "queued" | "delivered" | "retrying" | "dead_letter" | "evicted" | "storage_fallback";
+  idempotencyKey?: string;
+  /** `queued`: why it could not be delivered now; `evicted`: `"expired"` or `"queue_full"`. */
+  reason?: string;
+  message?: string;
+  /** `dead_letter`: Autumn's (or the SDK's) error code, and the HTTP status. */
+  code?: string;
+  status?: number;
+  /** `delivered`: the server already had this key (409). */
+  duplicate?: boolean;
+  /** `retrying`: how many events the failed request carried. */
+  count?: number;
+}
+
+/** `flush()`'s report. */
+export interface FlushResult {
+  delivered: number;
+  duplicates: number;
+  /** Set aside as dead letters during this flush. */
+  failed: number;
+  /** Still queued (waiting for the network or a backoff). */
+  remaining: number;
+}
+
+/** `pending()`'s counts. */
+export interface PendingCounts {
+  queued: number;
+  inFlight: number;
+  deadLetters: number;
+  storage: "indexeddb" | "memory" | "off";
+}
+
+/** An event set aside for good, with the reason. */
+export interface DeadLetterInfo {
+  idempotencyKey: string;
+  customerId: string;
+  /** Autumn's error code (`feature_not_found`, …) or `expired`, `queue_full`, `corrupt_record`. */
+  code: string;
+  message: string;
+  status?: number;
+  createdAt: number;
+  failedAt: number;
+  attempts: number;
+  /** The event's wire body (snake_case). */
+  event: Record<string, JsonValue> | null;
 }
 
 interface TrackInputCommon {
@@ -117,6 +187,14 @@ export type TrackResult =
       status: "duplicate";
       idempotencyKey: string;
       attempts: number;
+    }
+  | {
+      /** Durably queued (IndexedDB write completed, or memory where that is all there is);
+       *  it will be replayed with the same key. */
+      status: "queued";
+      idempotencyKey: string;
+      /** `offline`, `network_error`, `timeout`, `server_error`, `rate_limited`. */
+      reason: string;
     };
 
 /** `TrackError.code`: the SDK's own codes, or Autumn's error code (e.g. `feature_not_found`). */
@@ -129,29 +207,44 @@ export type TrackErrorCode =
   | (string & {});
 "#;
 
-struct Inner {
-    opts: Options,
-    url: String,
-}
-
-/// Tracks usage events for Autumn: validated, keyed once, delivered with retries.
+/// Tracks usage events for Autumn: validated, keyed once, delivered with retries, and queued
+/// durably when they cannot be delivered now.
 #[wasm_bindgen]
 pub struct AutumnTracker {
     inner: Rc<Inner>,
 }
 
+fn js_err(e: &TrackError) -> JsValue {
+    error::to_js(e)
+}
+
+fn keys_of(v: &JsValue) -> Result<Vec<String>, JsValue> {
+    let err = || {
+        js_err(&TrackError::input(
+            "keys",
+            "expected an array of idempotency keys (strings)",
+        ))
+    };
+    if !sys::is_array(v).unwrap_or(false) {
+        return Err(err());
+    }
+    let arr: &js_sys::Array = v.unchecked_ref();
+    arr.iter().map(|k| k.as_string().ok_or_else(err)).collect()
+}
+
 #[wasm_bindgen]
 impl AutumnTracker {
     /// Creates a tracker. Throws `TrackError` (`invalid_options`, `secret_key_in_browser`) when
-    /// the options are wrong.
+    /// the options are wrong. With a queue, opens it in the background and replays what an
+    /// earlier page or process left there.
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "TrackerOptions")] options: JsValue,
     ) -> Result<AutumnTracker, JsValue> {
         let value = convert::to_value(&options, 64 * 1024);
-        let opts = parse_options(&value).map_err(|e| error::to_js(&e))?;
+        let opts = parse_options(&value).map_err(|e| js_err(&e))?;
         if opts.secret_key.is_some() && !opts.dangerously_allow_browser && sys::is_browser() {
-            return Err(error::to_js(&TrackError::new(
+            return Err(js_err(&TrackError::new(
                 Code::SecretKeyInBrowser,
                 "a secret key in a browser is readable by anyone who opens the page. Keep it on \
                  your server and point `baseUrl` at your own route (or, for tests only, set \
@@ -159,17 +252,21 @@ impl AutumnTracker {
             )
             .with_field("secretKey")));
         }
-        let url = opts.track_url();
+        let on_event = Reflect::get(&options, &JsValue::from_str("onEvent"))
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok());
         Ok(AutumnTracker {
-            inner: Rc::new(Inner { opts, url }),
+            inner: Inner::new(opts, on_event),
         })
     }
 
-    /// Records one usage event. Validates it (throwing `TrackError` `invalid_input` before
-    /// anything is sent), gives it an idempotency key, and delivers it, retrying network
-    /// errors, timeouts, 408, 429 and 5xx with the same key. Resolves `delivered` or
-    /// `duplicate`; rejects with `TrackError` carrying Autumn's code for a permanent refusal,
-    /// or `unavailable` (with the `idempotencyKey` to resend safely) when retries run out.
+    /// Records one usage event. Validates it (rejecting with `TrackError` `invalid_input` before
+    /// anything is sent), gives it an idempotency key, writes it to the queue, and delivers
+    /// it, retrying 5xx and 429 with the same key. Resolves `delivered` or `duplicate`, or
+    /// `queued` once the event is durably stored when it cannot be delivered now (offline,
+    /// network error, timeout, retries used up). Rejects with `TrackError` carrying Autumn's
+    /// code when Autumn refuses the event for good; with `queue: "off"`, also with
+    /// `unavailable` (and the `idempotencyKey` to resend safely) when retries run out.
     #[wasm_bindgen(unchecked_return_type = "Promise<TrackResult>")]
     pub fn track(
         &self,
@@ -178,12 +275,98 @@ impl AutumnTracker {
         let inner = Rc::clone(&self.inner);
         // Validate synchronously, before the promise exists: input objects may change later.
         let prepared = prepare(&inner.opts, &input);
-        wasm_bindgen_futures::future_to_promise(async move {
-            let (key, body) = prepared.map_err(|e| error::to_js(&e))?;
-            deliver(&inner, &key, &body)
-                .await
-                .map_err(|e| error::to_js(&e))
+        sys::promise(async move {
+            let ev = prepared.map_err(|e| js_err(&e))?;
+            Inner::track(inner, ev).await.map_err(|e| js_err(&e))
         })
+    }
+
+    /// Delivers everything due in the queue now (joining a drain already running) and resolves
+    /// with what it did and how many events remain queued.
+    #[wasm_bindgen(unchecked_return_type = "Promise<FlushResult>")]
+    pub fn flush(&self) -> Promise {
+        let inner = Rc::clone(&self.inner);
+        sys::promise(async move {
+            let (s, remaining) = Inner::flush(inner).await.map_err(|e| js_err(&e))?;
+            let o = Object::new();
+            set(&o, "delivered", &JsValue::from(s.delivered));
+            set(&o, "duplicates", &JsValue::from(s.duplicates));
+            set(&o, "failed", &JsValue::from(s.failed));
+            set(&o, "remaining", &JsValue::from(remaining));
+            Ok(o.into())
+        })
+    }
+
+    /// Counts of queued, in-flight and dead-lettered events, and where they are stored.
+    #[wasm_bindgen(unchecked_return_type = "Promise<PendingCounts>")]
+    pub fn pending(&self) -> Promise {
+        let inner = Rc::clone(&self.inner);
+        sys::promise(async move { Ok(inner.pending().await) })
+    }
+
+    /// Events Autumn refused for good, or the queue had to set aside, with the reason.
+    #[wasm_bindgen(js_name = deadLetters, unchecked_return_type = "Promise<DeadLetterInfo[]>")]
+    pub fn dead_letters(&self) -> Promise {
+        let inner = Rc::clone(&self.inner);
+        sys::promise(async move { Ok(inner.dead_letters().await) })
+    }
+
+    /// Deletes these dead letters (by idempotency key). Resolves with how many went.
+    #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
+    pub fn discard(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string[]")] keys: JsValue,
+    ) -> Promise {
+        let inner = Rc::clone(&self.inner);
+        let keys = keys_of(&keys);
+        sys::promise(async move {
+            let keys = keys?;
+            Ok(JsValue::from(inner.discard(&keys).await))
+        })
+    }
+
+    /// Puts dead letters (all, or these keys) back in the queue, with their original keys, and
+    /// starts a drain. Resolves with how many were revived.
+    #[wasm_bindgen(js_name = retryDeadLetters, unchecked_return_type = "Promise<number>")]
+    pub fn retry_dead_letters(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string[] | undefined")] keys: JsValue,
+    ) -> Promise {
+        let inner = Rc::clone(&self.inner);
+        let keys = if keys.is_undefined() {
+            Ok(None)
+        } else {
+            keys_of(&keys).map(Some)
+        };
+        sys::promise(async move {
+            let keys = keys?;
+            Ok(JsValue::from(Inner::retry_dead_letters(&inner, keys).await))
+        })
+    }
+
+    /// Calls `listener` for every tracker event (`queued`, `delivered`, `retrying`,
+    /// `dead_letter`, `evicted`, `storage_fallback`).
+    #[wasm_bindgen(js_name = addEventListener)]
+    pub fn add_event_listener(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: TrackerEvent) => void")] listener: Function,
+    ) {
+        self.inner.add_listener(listener);
+    }
+
+    /// Removes a listener added with `addEventListener`.
+    #[wasm_bindgen(js_name = removeEventListener)]
+    pub fn remove_event_listener(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: TrackerEvent) => void")] listener: Function,
+    ) {
+        self.inner.remove_listener(&listener);
+    }
+
+    /// Stops timers and listeners and releases the database. Queued events stay stored for the
+    /// next tracker.
+    pub fn close(&self) {
+        self.inner.close();
     }
 }
 
@@ -198,154 +381,7 @@ fn new_key() -> String {
     crate::key::uuid_v7(sys::now_ms() as u64, rand)
 }
 
-fn prepare(opts: &Options, input: &JsValue) -> Result<(String, String), TrackError> {
+fn prepare(opts: &Options, input: &JsValue) -> Result<Event, TrackError> {
     let value = convert::to_value(input, opts.max_properties_bytes + 16 * 1024);
-    let ev = parse_input(&value, opts.max_properties_bytes, new_key)?;
-    let body = crate::event::wire_body(&ev);
-    Ok((ev.idempotency_key, body))
-}
-
-fn set(o: &Object, k: &str, v: &JsValue) {
-    let _ = Reflect::set(o, &JsValue::from_str(k), v);
-}
-
-fn result(status: &str, key: &str, attempts: u32, response: Option<JsValue>) -> JsValue {
-    let o = Object::new();
-    set(&o, "status", &JsValue::from_str(status));
-    set(&o, "idempotencyKey", &JsValue::from_str(key));
-    set(&o, "attempts", &JsValue::from(attempts));
-    if let Some(r) = response {
-        set(&o, "response", &r);
-    }
-    o.into()
-}
-
-/// Reads Autumn's `{ code, message }` error body; anything else yields `None`s.
-fn server_error(text: &str) -> (Option<String>, Option<String>) {
-    let Ok(v) = sys::json_parse(text) else {
-        return (None, None);
-    };
-    let field = |k: &str| {
-        Reflect::get(&v, &JsValue::from_str(k))
-            .ok()
-            .and_then(|x| x.as_string())
-    };
-    let code = field("code").filter(|c| {
-        !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    });
-    (code, field("message"))
-}
-
-/// The first `max` characters of `s`, for messages.
-fn clip(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => s.get(..i).unwrap_or(s),
-        None => s,
-    }
-}
-
-async fn deliver(inner: &Inner, key: &str, body: &str) -> Result<JsValue, TrackError> {
-    let opts = &inner.opts;
-    let mut attempt: u32 = 0;
-    loop {
-        let reply = http::attempt(opts, &inner.url, body, key).await;
-        let outcome = match &reply {
-            http::Reply::Network(_) => Outcome::Network,
-            http::Reply::Timeout => Outcome::Timeout,
-            http::Reply::Unsendable(m) => {
-                let mut msg = String::from("the request could not be built: ");
-                msg.push_str(clip(m, 300));
-                return Err(TrackError::options("baseUrl", msg).with_key(key));
-            }
-            http::Reply::Answer {
-                status,
-                retry_after,
-                ..
-            } => Outcome::Status {
-                status: *status,
-                retry_after: retry_after.as_deref(),
-            },
-        };
-        let next = decide(
-            outcome,
-            attempt,
-            &opts.retry,
-            sys::now_ms(),
-            sys::random01(),
-        );
-        attempt += 1;
-        match (next, &reply) {
-            (Next::Delivered, http::Reply::Answer { text, .. }) => {
-                let response = sys::json_parse(text).unwrap_or(JsValue::NULL);
-                return Ok(result("delivered", key, attempt, Some(response)));
-            }
-            (Next::Duplicate, _) => return Ok(result("duplicate", key, attempt, None)),
-            (Next::RetryIn(ms), _) => sys::sleep(ms).await,
-            (Next::Permanent, http::Reply::Answer { status, text, .. }) => {
-                let (code, message) = server_error(text);
-                let mut msg = String::from("Autumn refused the event (HTTP ");
-                push_u64(&mut msg, u64::from(*status));
-                if let Some(c) = &code {
-                    msg.push(' ');
-                    msg.push_str(c);
-                }
-                msg.push(')');
-                match message {
-                    Some(m) => {
-                        msg.push_str(": ");
-                        msg.push_str(clip(&m, 500));
-                    }
-                    None if !text.is_empty() => {
-                        msg.push_str(": ");
-                        msg.push_str(clip(text, 200));
-                    }
-                    None => {}
-                }
-                let mut e =
-                    TrackError::new(code.map_or(Code::HttpError, Code::Server), msg).with_key(key);
-                e.status = Some(*status);
-                return Err(e);
-            }
-            (_, reply) => {
-                let mut msg = String::from("could not deliver the event after ");
-                push_u64(&mut msg, u64::from(attempt));
-                msg.push_str(if attempt == 1 {
-                    " attempt"
-                } else {
-                    " attempts"
-                });
-                msg.push_str(" (last: ");
-                let mut status = None;
-                match reply {
-                    http::Reply::Network(m) => {
-                        msg.push_str("network error: ");
-                        msg.push_str(clip(m, 200));
-                    }
-                    http::Reply::Timeout => {
-                        msg.push_str("no answer within ");
-                        push_u64(&mut msg, u64::from(opts.timeout_ms));
-                        msg.push_str(" ms");
-                    }
-                    http::Reply::Answer {
-                        status: s, text, ..
-                    } => {
-                        status = Some(*s);
-                        msg.push_str("HTTP ");
-                        push_u64(&mut msg, u64::from(*s));
-                        let (_, m) = server_error(text);
-                        let detail = m.as_deref().unwrap_or(text.as_str());
-                        if !detail.is_empty() {
-                            msg.push(' ');
-                            msg.push_str(clip(detail, 200));
-                        }
-                    }
-                    http::Reply::Unsendable(_) => {}
-                }
-                msg.push_str("). Resend with the same idempotencyKey: it cannot be counted twice");
-                let mut e = TrackError::new(Code::Unavailable, msg).with_key(key);
-                e.status = status;
-                return Err(e);
-            }
-        }
-    }
+    parse_input(&value, opts.max_properties_bytes, new_key)
 }

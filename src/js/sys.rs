@@ -41,6 +41,17 @@ extern "C" {
     pub fn json_parse(text: &str) -> Result<JsValue, JsValue>;
 }
 
+type BoxedJob =
+    core::pin::Pin<alloc::boxed::Box<dyn core::future::Future<Output = Result<JsValue, JsValue>>>>;
+
+/// `future_to_promise` through one boxed future type: every async export shares a single
+/// instance of the promise/task machinery instead of one per future type (kilobytes each).
+pub fn promise(
+    f: impl core::future::Future<Output = Result<JsValue, JsValue>> + 'static,
+) -> Promise {
+    wasm_bindgen_futures::future_to_promise(alloc::boxed::Box::pin(f) as BoxedJob)
+}
+
 /// A promise resolved after `ms` milliseconds.
 pub async fn sleep(ms: u64) {
     let ms = ms.min(i32::MAX as u64) as i32;
@@ -79,4 +90,48 @@ pub fn global_get(name: &str) -> JsValue {
 /// Workers have neither.
 pub fn is_browser() -> bool {
     global_get("document").is_object() || global_get("importScripts").is_function()
+}
+
+/// `globalThis.addEventListener(type, f)` where the global is an event target (pages, workers).
+pub fn add_global_listener(kind: &str, f: &js_sys::Function) {
+    call_global_method("addEventListener", kind, f);
+}
+
+/// `globalThis.removeEventListener(type, f)`.
+pub fn remove_global_listener(kind: &str, f: &js_sys::Function) {
+    call_global_method("removeEventListener", kind, f);
+}
+
+fn call_global_method(method: &str, kind: &str, f: &js_sys::Function) {
+    let g = js_sys::global();
+    if let Ok(m) = js_sys::Reflect::get(&g, &JsValue::from_str(method)) {
+        if let Some(m) = m.dyn_ref::<js_sys::Function>() {
+            let _ = m.call2(&g, &JsValue::from_str(kind), f);
+        }
+    }
+}
+
+/// True only when the runtime says it is offline (`navigator.onLine === false`).
+pub fn is_offline() -> bool {
+    let nav = global_get("navigator");
+    nav.is_object()
+        && js_sys::Reflect::get(&nav, &JsValue::from_str("onLine"))
+            .map(|v| v.as_bool() == Some(false))
+            .unwrap_or(false)
+}
+
+/// `navigator.locks.request(name, { ifAvailable: true }, callback)`, or `None` where the Web
+/// Locks API is missing. The callback gets the lock, or `null` when another tab holds it.
+pub fn request_lock(name: &str, callback: &js_sys::Function) -> Option<Promise> {
+    let nav = global_get("navigator");
+    let locks = js_sys::Reflect::get(&nav, &JsValue::from_str("locks")).ok()?;
+    let request = js_sys::Reflect::get(&locks, &JsValue::from_str("request")).ok()?;
+    let request = request.dyn_ref::<js_sys::Function>()?;
+    let opts = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&opts, &JsValue::from_str("ifAvailable"), &JsValue::TRUE);
+    request
+        .call3(&locks, &JsValue::from_str(name), &opts, callback)
+        .ok()?
+        .dyn_into::<Promise>()
+        .ok()
 }

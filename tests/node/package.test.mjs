@@ -66,11 +66,11 @@ test("a secret key is fine on a server (no browser guard in Node)", () => {
   assert.doesNotThrow(() => new AutumnTracker({ secretKey: KEY }));
 });
 
-test("network errors are retried, then reported as unavailable with the key", async () => {
+test("without a queue, network errors are retried, then reported as unavailable with the key", async () => {
   // A port nothing listens on (the mock's port + 1 is not guaranteed free; bind and close one).
   const net = await import("node:net");
   const port = await new Promise((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); }); });
-  const t = new AutumnTracker({ secretKey: KEY, baseUrl: `http://127.0.0.1:${port}`, maxRetries: 1 });
+  const t = new AutumnTracker({ secretKey: KEY, baseUrl: `http://127.0.0.1:${port}`, maxRetries: 1, queue: "off" });
   await assert.rejects(t.track({ customerId: "c", featureId: "messages", idempotencyKey: "net-down-1" }), (e) => {
     assert.equal(e.code, "unavailable");
     assert.equal(e.idempotencyKey, "net-down-1");
@@ -88,4 +88,29 @@ test("many concurrent track() calls all land once", async () => {
   assert.equal(new Set(results.map((r) => r.idempotencyKey)).size, 200);
   const all = (await (await fetch(`${MOCK}/_mock/events?customer_id=${customerId}`)).json()).events;
   assert.equal(all.length, 200);
+});
+
+test("in Node the queue is in memory: it says so once, queues, and flush() delivers", async () => {
+  const seen = [];
+  const t = new AutumnTracker({ secretKey: KEY, baseUrl: MOCK, maxRetries: 1, queueName: uid("q"), onEvent: (e) => seen.push(e) });
+  const key = uid("k503");
+  await fetch(`${MOCK}/_mock/faults`, { method: "POST", body: JSON.stringify({ scripts: { [key]: ["503", "503", "503"] } }) });
+  const r = await t.track({ customerId: uid("cus"), featureId: "messages", idempotencyKey: key });
+  assert.deepEqual(r, { status: "queued", idempotencyKey: key, reason: "server_error" });
+  const p = await t.pending();
+  assert.equal(p.storage, "memory");
+  assert.equal(p.queued, 1);
+  let f;
+  for (let i = 0; i < 40; i++) {
+    f = await t.flush();
+    if (f.remaining === 0) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.equal(f.remaining, 0);
+  assert.equal((await events(key)).length, 1, "recorded once");
+  const types = seen.map((e) => e.type);
+  assert.equal(types.filter((x) => x === "storage_fallback").length, 1, types.join());
+  assert.ok(types.includes("queued") && types.includes("delivered"), types.join());
+  assert.ok(!JSON.stringify(seen).includes(KEY), "the secret key never reaches the event hook");
+  t.close();
 });

@@ -359,7 +359,7 @@ async fn bad_key_is_final_401_and_never_echoed() {
 
 #[wasm_bindgen_test]
 async fn gives_up_as_unavailable_with_the_key() {
-    let t = tracker(r#""maxRetries":1"#);
+    let t = tracker(r#""maxRetries":1,"queue":"off""#);
     let key = uid("gone");
     script(&key, &["500", "502", "500"]).await;
     let e = track(
@@ -380,7 +380,7 @@ async fn gives_up_as_unavailable_with_the_key() {
 
 #[wasm_bindgen_test]
 async fn timeout_holds_against_a_slow_server() {
-    let t = tracker(r#""maxRetries":0,"timeoutMs":300"#);
+    let t = tracker(r#""maxRetries":0,"timeoutMs":300,"queue":"off""#);
     let key = uid("slow");
     script(&key, &["latency:3000"]).await;
     let start = js_sys::Date::now();

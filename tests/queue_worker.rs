@@ -1,0 +1,7 @@
+//! The durable queue inside a dedicated Web Worker (IndexedDB there too).
+#![cfg(target_arch = "wasm32")]
+
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+#[path = "suite/queue.rs"]
+mod queue;

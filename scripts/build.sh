@@ -27,4 +27,12 @@ rm -f pkg/.gitignore pkg/package.json pkg/README.md
 # a type error from our .d.ts. The method stays at run time; `free()` is the typed way.
 sed -i '/\[Symbol.dispose\]()/d' pkg/autumn_track.d.ts
 
+# Ship the JavaScript minified (the wasm already is): it is what a browser downloads, and what a
+# bundler would make of it anyway. Types stay in the .d.ts files.
+if [ "$profile" = --release ]; then
+  for f in pkg/autumn_track.js pkg/snippets/*/js/*.js; do
+    esbuild --minify --format=esm --target=es2020 --log-level=warning "$f" --outfile="$f" --allow-overwrite
+  done
+fi
+
 ls -l pkg/autumn_track_bg.wasm pkg/autumn_track.js >&2

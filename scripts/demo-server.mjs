@@ -6,6 +6,10 @@
 //   GET  /autumn-track/…         the package's js/ and pkg/ files, as a CDN or bundler would serve them
 //   POST /api/autumn/v1/…        → AUTUMN_URL/v1/… with Authorization: Bearer AUTUMN_SECRET_KEY
 //   *    /api/mock/…             → AUTUMN_URL/_mock/… (the mock's inspection and fault API)
+//   GET  /api/demo/offline       {"offline": bool}
+//   POST /api/demo/offline       {"offline": true} makes this server drop every /api/autumn/…
+//                                request (the connection is closed, no answer): the network
+//                                fails for the tracker while the browser still says "online".
 //
 // Usage: AUTUMN_URL=http://127.0.0.1:PORT node scripts/demo-server.mjs [--port N]
 import { createServer } from "node:http";
@@ -53,9 +57,36 @@ async function forward(req, res, target, extraHeaders) {
   }
 }
 
+let simulatedOffline = false;
+
+async function readJson(req) {
+  let text = "";
+  for await (const c of req) { text += c; if (text.length > 4096) throw new Error("body too large"); }
+  return JSON.parse(text || "{}");
+}
+
+const json = (res, status, body) => res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(body));
+
 const server = createServer(async (req, res) => {
   const url = new URL(req.url, "http://x");
   const p = url.pathname;
+  if (p === "/api/demo/offline") {
+    if (req.method === "GET") return json(res, 200, { offline: simulatedOffline });
+    if (req.method !== "POST") return json(res, 405, { code: "method_not_allowed" });
+    try {
+      const body = await readJson(req);
+      if (typeof body.offline !== "boolean") throw new Error('expected {"offline": true|false}');
+      simulatedOffline = body.offline;
+      return json(res, 200, { offline: simulatedOffline });
+    } catch (e) {
+      return json(res, 400, { code: "invalid_inputs", message: e.message });
+    }
+  }
+  if (simulatedOffline && p.startsWith("/api/autumn/")) {
+    // As if the network were down: no answer at all.
+    req.socket.destroy();
+    return;
+  }
   if (req.method === "POST" && p.startsWith("/api/autumn/v1/")) {
     return forward(req, res, upstream + p.slice("/api/autumn".length), { authorization: `Bearer ${secretKey}` });
   }

@@ -1,16 +1,21 @@
 // Prints what a browser app downloads to call track() — the release wasm, its glue and the
 // entry module — raw, gzip -9 and brotli, and fails above a gzip budget.
 // Usage: node scripts/size.mjs [--budget-gzip BYTES] [--json]
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { gzipSync, brotliCompressSync, constants } from "node:zlib";
 
-const files = ["pkg/autumn_track_bg.wasm", "pkg/autumn_track.js", "js/browser.js", "js/error.js"];
+const root = new URL("../", import.meta.url);
+// wasm-bindgen snippets (js/store.js, imported by the wasm) land in pkg/snippets/<crate-hash>/.
+const snippets = readdirSync(new URL("pkg/snippets/", root), { recursive: true })
+  .filter((f) => f.endsWith(".js"))
+  .map((f) => `pkg/snippets/${f}`);
+const files = ["pkg/autumn_track_bg.wasm", "pkg/autumn_track.js", ...snippets, "js/browser.js", "js/error.js"];
 const args = process.argv.slice(2);
 const budgetAt = args.indexOf("--budget-gzip");
 const budget = budgetAt >= 0 ? Number(args[budgetAt + 1]) : Infinity;
 
 const rows = files.map((f) => {
-  const b = readFileSync(new URL(`../${f}`, import.meta.url));
+  const b = readFileSync(new URL(f, root));
   return {
     file: f,
     raw: b.length,
@@ -24,7 +29,7 @@ if (args.includes("--json")) {
 } else {
   const kb = (n) => (n / 1024).toFixed(1).padStart(7) + " KB";
   console.log("file".padEnd(30) + "raw".padStart(10) + "gzip".padStart(10) + "brotli".padStart(10));
-  for (const r of [...rows, total]) console.log(r.file.padEnd(30) + kb(r.raw) + kb(r.gzip) + kb(r.brotli));
+  for (const r of [...rows, total]) console.log(r.file.replace(/snippets\/[^/]+\//, "snippets/…/").padEnd(30) + kb(r.raw) + kb(r.gzip) + kb(r.brotli));
 }
 if (total.gzip > budget) {
   console.error(`size: ${total.gzip} bytes gzip is over the budget of ${budget}`);

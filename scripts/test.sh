@@ -73,10 +73,9 @@ if want chrome || want firefox || want node || want page || want workerd; then
   start_mock AUTUMN_MOCK_URL --auto-create-customers || { echo "could not start autumn-mock"; FAILED=$((FAILED + 1)); }
   echo "autumn-mock at ${AUTUMN_MOCK_URL:-?}"
 fi
-# The page and dedicated-worker suites; the mock's URL is baked in at build time.
-WASM_TESTS=(. --test browser --test dedicated_worker --test queue_browser --test queue_worker --test store_browser --test store_worker)
-suite chrome wasm-pack test --headless --mode no-install --chrome --chromedriver /usr/bin/chromedriver "${WASM_TESTS[@]}"
-suite firefox wasm-pack test --headless --mode no-install --firefox --geckodriver "$(command -v geckodriver)" "${WASM_TESTS[@]}"
+# Page and dedicated-worker suites (track, queue, store); the mock's URL is baked in at build time.
+suite chrome bash scripts/wasm-tests.sh chrome
+suite firefox bash scripts/wasm-tests.sh firefox
 
 check build bash scripts/build.sh
 check size node scripts/size.mjs --budget-gzip 61440

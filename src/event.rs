@@ -180,7 +180,7 @@ pub(crate) fn id_field(
         Some(Value::Str(s)) if s.is_empty() => {
             Err(err(name, msg(&["`", name, "` must not be empty"])))
         }
-        Some(Value::Str(s)) if s.chars().count() > MAX_ID_CHARS => Err(err(
+        Some(Value::Str(s)) if crate::value::char_len(s) > MAX_ID_CHARS => Err(err(
             name,
             msg(&["`", name, "` is longer than 256 characters"]),
         )),

@@ -34,3 +34,10 @@ pub use js::AutumnTracker;
 pub use error::{Code, TrackError};
 pub use event::{parse_input, wire_body, Event};
 pub use options::{parse_options, Options};
+
+/// talc instead of std's dlmalloc: as fast on wasm and ~2 KB gzip smaller.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+// SAFETY: wasm32-unknown-unknown without atomics is single-threaded, which is all
+// `TalckWasm` requires; it claims memory only through `memory.grow`.
+static ALLOC: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };

@@ -312,7 +312,7 @@ pub fn parse_options(v: &Value) -> Result<Options, TrackError> {
     };
     let queue_name = match string_opt("queueName", queue_name)? {
         None => String::from("autumn-track"),
-        Some(n) if !n.is_empty() && n.chars().count() <= 128 => String::from(n),
+        Some(n) if !n.is_empty() && crate::value::char_len(n) <= 128 => String::from(n),
         Some(_) => {
             return Err(TrackError::options(
                 "queueName",

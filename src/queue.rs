@@ -250,10 +250,14 @@ pub fn fate(outcome: Outcome<'_>, attempts: u32, now: f64, rand01: f64, policy: 
 /// resend once without a timestamp.
 pub fn is_future_timestamp_refusal(status: u16, message: Option<&str>) -> bool {
     status == 400
-        && message.is_some_and(|m| {
-            let m = m.to_ascii_lowercase();
-            m.contains("timestamp") && m.contains("future")
-        })
+        && message.is_some_and(|m| contains_ci(m, b"timestamp") && contains_ci(m, b"future"))
+}
+
+/// ASCII case-insensitive substring test (small: no two-way searcher in the wasm).
+fn contains_ci(hay: &str, needle: &[u8]) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]

@@ -138,7 +138,16 @@ fn parse_seconds(h: &str) -> Option<u64> {
     Some(ms.min(cap))
 }
 
+/// Parses an HTTP date into Unix milliseconds: JavaScript's `Date.parse` in wasm (no date
+/// parser in the binary), the IMF-fixdate parser below natively.
+#[cfg(target_arch = "wasm32")]
+pub fn parse_http_date(s: &str) -> Option<f64> {
+    let ms = js_sys::Date::parse(s);
+    ms.is_finite().then_some(ms)
+}
+
 /// Parses an IMF-fixdate into Unix milliseconds.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn parse_http_date(s: &str) -> Option<f64> {
     // "Sun, 06 Nov 1994 08:49:37 GMT"
     let mut parts = s.split_ascii_whitespace();
@@ -172,6 +181,7 @@ pub fn parse_http_date(s: &str) -> Option<f64> {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+#[cfg(not(target_arch = "wasm32"))]
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;

@@ -145,7 +145,7 @@ fn check_inner(v: &Value, path: &mut String) -> Result<(), JsonProblem> {
                 push_usize(path, i);
                 path.push(']');
                 check_inner(item, path)?;
-                path.truncate(len);
+                cut(path, len);
             }
             Ok(())
         }
@@ -160,9 +160,19 @@ fn check_inner(v: &Value, path: &mut String) -> Result<(), JsonProblem> {
                 }
                 path.push_str(k);
                 check_inner(item, path)?;
-                path.truncate(len);
+                cut(path, len);
             }
             Ok(())
+        }
+    }
+}
+
+/// Shortens `path` back to `len` bytes (always a char boundary here); unlike
+/// `String::truncate`, no panic path (and its formatting code) in the wasm.
+fn cut(path: &mut String, len: usize) {
+    while path.len() > len {
+        if path.pop().is_none() {
+            break;
         }
     }
 }
@@ -290,6 +300,12 @@ fn push_usize(out: &mut String, n: usize) {
     push_u64(out, n as u64)
 }
 
+/// Number of chars in `s`, counted as UTF-8 lead bytes: `chars().count()` without the
+/// vectorised counting routine it brings into the wasm.
+pub fn char_len(s: &str) -> usize {
+    s.bytes().filter(|b| (b & 0xC0) != 0x80).count()
+}
+
 /// Length in bytes of `v` written as JSON, computed without writing it.
 pub fn json_len(v: &Value) -> usize {
     let mut s = String::new();
@@ -408,6 +424,13 @@ mod tests {
             let p = check_json(&v).unwrap_err();
             assert_eq!(p.path, "k");
             assert_eq!(p.what, bad.describe());
+        }
+    }
+
+    #[test]
+    fn char_len_counts_chars() {
+        for s in ["", "abc", "é", "日本語", "😀x", "a\u{0}b"] {
+            assert_eq!(char_len(s), s.chars().count(), "{s:?}");
         }
     }
 

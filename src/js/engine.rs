@@ -880,10 +880,12 @@ impl Inner {
         let Some(s) = self.store().await else {
             return 0;
         };
-        let before = s.load_dead().await.map(|d| d.len()).unwrap_or(0);
-        let _ = s.delete_dead(keys).await;
-        let after = s.load_dead().await.map(|d| d.len()).unwrap_or(0);
-        before.saturating_sub(after) as u32
+        let dead = s.load_dead().await.unwrap_or_default();
+        let found = dead.iter().filter(|d| keys.contains(&d.record.key)).count() as u32;
+        match s.delete_dead(keys).await {
+            Ok(()) => found,
+            Err(_) => 0,
+        }
     }
 
     pub async fn retry_dead_letters(this: &Rc<Inner>, keys: Option<Vec<String>>) -> u32 {
@@ -1011,7 +1013,7 @@ fn unavailable_reason(e: &TrackError) -> (&'static str, String) {
     let reason = match e.status {
         Some(429) => "rate_limited",
         Some(_) => "server_error",
-        None if e.message.contains("no answer within") => "timeout",
+        None if e.message.as_bytes().windows(9).any(|w| w == b"no answer") => "timeout",
         None => "network_error",
     };
     (reason, e.message.clone())

@@ -1,7 +1,7 @@
 //! One delivery attempt: `fetch` with a timeout that also covers reading the body, reporting
 //! what happened. No decisions here: `retry::decide` and `queue::fate` make them.
 //!
-//! Requests are built with web-sys's `RequestInit` directly rather than gloo-net's builder:
+//! Requests are `fetch(url, init)` with a plain init object rather than gloo-net's builder:
 //! the page-exit path needs `keepalive`, which gloo-net cannot set; its `send()` panics
 //! (`unreachable!`) when a polyfilled `fetch` rejects with a non-`Error`; and it constructs
 //! and URL-parses every request twice. Nothing here sets `mode`, `credentials`, `cache` or
@@ -55,12 +55,13 @@ pub struct Send<'a> {
     pub keepalive: bool,
 }
 
-fn build(
-    opts: &Options,
-    s: &Send<'_>,
-    signal: &web_sys::AbortSignal,
-) -> Result<web_sys::Request, JsValue> {
-    let headers = web_sys::Headers::new()?;
+/// The `RequestInit` as a plain object: `{ method, headers, body, signal, keepalive? }` (no
+/// web-sys `Request`/`Headers` objects: fewer imports, smaller wasm, same request).
+fn init(opts: &Options, s: &Send<'_>, signal: &web_sys::AbortSignal) -> js_sys::Object {
+    let set = |o: &js_sys::Object, k: &str, v: &JsValue| {
+        let _ = js_sys::Reflect::set(o, &JsValue::from_str(k), v);
+    };
+    let headers = js_sys::Object::new();
     let mut auth = String::new();
     for (name, value) in opts.request_headers(s.key) {
         let value = match value {
@@ -72,18 +73,17 @@ fn build(
                 &auth
             }
         };
-        headers.append(name, value)?;
+        set(&headers, name, &JsValue::from_str(value));
     }
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(s.body));
-    init.set_signal(Some(signal));
+    let init = js_sys::Object::new();
+    set(&init, "method", &JsValue::from_str("POST"));
+    set(&init, "headers", &headers);
+    set(&init, "body", &JsValue::from_str(s.body));
+    set(&init, "signal", signal);
     if s.keepalive {
-        // Not in web-sys's RequestInit; it is a plain dictionary member.
-        let _ = js_sys::Reflect::set(&init, &JsValue::from_str("keepalive"), &JsValue::TRUE);
+        set(&init, "keepalive", &JsValue::TRUE);
     }
-    web_sys::Request::new_with_str_and_init(s.url, &init)
+    init
 }
 
 /// Sends once.
@@ -92,10 +92,7 @@ pub async fn attempt(opts: &Options, s: Send<'_>) -> Reply {
         return Reply::Unsendable(String::from("AbortController is not available"));
     };
     let signal = controller.signal();
-    let request = match build(opts, &s, &signal) {
-        Ok(r) => r,
-        Err(e) => return Reply::Unsendable(describe(&e)),
-    };
+    let init = init(opts, &s, &signal);
 
     // The timer aborts the fetch and the body read alike. A Rust closure (not `new Function`),
     // so a Content-Security-Policy without `unsafe-eval` holds; dropped once the timer is
@@ -103,13 +100,13 @@ pub async fn attempt(opts: &Options, s: Send<'_>) -> Reply {
     let on_timeout = Closure::<dyn FnMut()>::new(move || controller.abort());
     let timer = sys::set_timeout(on_timeout.as_ref().unchecked_ref(), opts.timeout_ms as i32);
 
-    let reply = send(&request, &signal).await;
+    let reply = send(s.url, &init, &signal).await;
     sys::clear_timeout(&timer);
     drop(on_timeout);
     reply
 }
 
-async fn send(request: &web_sys::Request, signal: &web_sys::AbortSignal) -> Reply {
+async fn send(url: &str, init: &js_sys::Object, signal: &web_sys::AbortSignal) -> Reply {
     let fail = |e: JsValue| {
         if signal.aborted() {
             Reply::Timeout
@@ -117,9 +114,10 @@ async fn send(request: &web_sys::Request, signal: &web_sys::AbortSignal) -> Repl
             Reply::Network(describe(&e))
         }
     };
-    let promise = match sys::fetch_request(request) {
+    // A URL or header `fetch` refuses throws synchronously: that request can never be sent.
+    let promise = match sys::fetch(url, init) {
         Ok(p) => p,
-        Err(e) => return fail(e),
+        Err(e) => return Reply::Unsendable(describe(&e)),
     };
     let response: web_sys::Response = match JsFuture::from(promise).await {
         Ok(r) => match r.dyn_into() {

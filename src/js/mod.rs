@@ -252,6 +252,12 @@ impl AutumnTracker {
             )
             .with_field("secretKey")));
         }
+        if opts.base_url.starts_with('/') && !sys::is_browser() {
+            return Err(js_err(&TrackError::options(
+                "baseUrl",
+                "a path needs a page's origin; outside a browser give a full http(s) URL",
+            )));
+        }
         let on_event = Reflect::get(&options, &JsValue::from_str("onEvent"))
             .ok()
             .and_then(|f| f.dyn_into::<Function>().ok());
@@ -330,13 +336,12 @@ impl AutumnTracker {
     #[wasm_bindgen(js_name = retryDeadLetters, unchecked_return_type = "Promise<number>")]
     pub fn retry_dead_letters(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "string[] | undefined")] keys: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "string[]")] keys: Option<JsValue>,
     ) -> Promise {
         let inner = Rc::clone(&self.inner);
-        let keys = if keys.is_undefined() {
-            Ok(None)
-        } else {
-            keys_of(&keys).map(Some)
+        let keys = match keys {
+            Some(k) if !k.is_undefined() && !k.is_null() => keys_of(&k).map(Some),
+            _ => Ok(None),
         };
         sys::promise(async move {
             let keys = keys?;

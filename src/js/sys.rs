@@ -8,9 +8,9 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
 extern "C" {
-    /// `fetch(request)` on the global object.
+    /// `fetch(url, init)` on the global object.
     #[wasm_bindgen(catch, js_name = fetch)]
-    pub fn fetch_request(request: &web_sys::Request) -> Result<Promise, JsValue>;
+    pub fn fetch(url: &str, init: &js_sys::Object) -> Result<Promise, JsValue>;
 
     /// `setTimeout(handler, ms)`; a number in browsers, an object in Node.
     #[wasm_bindgen(js_name = setTimeout)]

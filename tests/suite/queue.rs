@@ -387,7 +387,7 @@ async fn dead_letters_can_be_retried_with_their_keys() {
         1,
         "the evicted one waits in dead letters"
     );
-    let revived = JsFuture::from(online.retry_dead_letters(JsValue::UNDEFINED))
+    let revived = JsFuture::from(online.retry_dead_letters(None))
         .await
         .unwrap();
     assert_eq!(revived.as_f64(), Some(1.0));

@@ -16,6 +16,10 @@ export async function example(): Promise<number | null> {
     const remaining: number | undefined = response?.balance?.remaining;
     return remaining ?? null;
   }
+  if (r.status === "queued") {
+    const reason: string = r.reason;
+    return reason.length;
+  }
   // Narrowed: a duplicate has no response.
   // @ts-expect-error response only exists on "delivered"
   r.response;
@@ -41,3 +45,33 @@ tracker.track({ customerId: "c", featureId: "f", value: "1" });
 new AutumnTracker({ secretkey: "am_sk_test_x" });
 // @ts-expect-error properties must be JSON
 tracker.track({ customerId: "c", featureId: "f", properties: { f: () => 1 } });
+
+export async function queue(): Promise<void> {
+  const t = new AutumnTracker({
+    baseUrl: "/api/autumn",
+    queue: "indexeddb",
+    maxQueueSize: 5000,
+    drain: "single",
+    onEvent: (e) => {
+      const kind: "queued" | "delivered" | "retrying" | "dead_letter" | "evicted" | "storage_fallback" = e.type;
+      void kind;
+    },
+  });
+  const f = await t.flush();
+  const n: number = f.delivered + f.duplicates + f.failed + f.remaining;
+  const p = await t.pending();
+  const storage: "indexeddb" | "memory" | "off" = p.storage;
+  for (const d of await t.deadLetters()) {
+    const code: string = d.code;
+    void code;
+  }
+  await t.discard(["k"]);
+  await t.retryDeadLetters();
+  await t.retryDeadLetters(["k"]);
+  t.close();
+  void n;
+  void storage;
+}
+
+// @ts-expect-error queue kinds are a closed set
+new AutumnTracker({ queue: "disk" });

@@ -2,9 +2,14 @@
 //! service workers), memory elsewhere (Node, Cloudflare Workers) or when IndexedDB will not
 //! open (private modes, blocked storage, a database from a newer SDK, a timeout).
 //!
+//! The I/O lives in `js/store.js` (a wasm-bindgen snippet): IndexedDB driven from JavaScript is
+//! a few hundred bytes where the same calls bound through web-sys cost tens of kilobytes of
+//! wasm. This module keeps the typed API, encodes records, and validates everything read
+//! back ([`codec`]), so a foreign or corrupt value becomes an `Err` item, never a crash.
+//!
 //! Both stores behave the same: writes of a batch are all-or-nothing, `load` orders records by
 //! `seq` (ties by key, in IndexedDB's key order), and a memory store opened again under the same
-//! name sees the same data, as a database would, for the life of the wasm instance.
+//! name sees the same data, as a database would, for the life of the page or process.
 //!
 //! Layout (schema [`SCHEMA_VERSION`]): object store `"queue"` keyed by `"key"` with an index
 //! `"seq"`, and `"dead"` keyed by `"key"` with an index `"seq"` on `"record.seq"`. A record is a
@@ -12,20 +17,19 @@
 //! dead letter is `{v, key, record, code, message, status?, failedAt}`, where `v` is
 //! [`RECORD_VERSION`](crate::queue::RECORD_VERSION).
 
-mod idb;
-mod memory;
+mod codec;
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cmp::Ordering;
 
-pub use idb::{describe, IdbStore};
-pub use memory::MemoryStore;
+use js_sys::{Array, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 use crate::queue::{DeadLetter, Record};
+use codec::Keys;
 
-/// Version of the IndexedDB schema (object stores and indexes). Bump it, and extend the upgrade
-/// in `idb.rs`, whenever the layout changes.
+/// Version of the IndexedDB schema (object stores and indexes), as `js/store.js` creates it.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// How long `Store::open` waits for IndexedDB (an open blocked by another tab never settles).
@@ -33,6 +37,39 @@ pub const OPEN_TIMEOUT_MS: i32 = 3000;
 
 /// What `load` gives back: each stored value, decoded, or `(key or "", reason)`.
 pub type Loaded = Vec<Result<Record, (String, String)>>;
+
+#[wasm_bindgen(module = "/js/store.js")]
+extern "C" {
+    type JsStore;
+
+    #[wasm_bindgen(js_name = openStore)]
+    fn open_store(kind: &str, name: &str) -> Promise;
+
+    #[wasm_bindgen(js_name = deleteDatabase)]
+    fn delete_db(name: &str) -> Promise;
+
+    #[wasm_bindgen(js_name = describe)]
+    fn describe_js(what: &str, err: &JsValue) -> String;
+
+    /// Every operation goes through this one method: one import, one shim.
+    #[wasm_bindgen(method, js_name = op)]
+    fn op(this: &JsStore, name: &str, arg: &JsValue) -> Promise;
+
+    #[wasm_bindgen(method, js_name = isDurable)]
+    fn durable(this: &JsStore) -> bool;
+
+    #[wasm_bindgen(method, js_name = isClosed)]
+    fn closed(this: &JsStore) -> bool;
+
+    #[wasm_bindgen(method, js_name = close)]
+    fn close_js(this: &JsStore);
+}
+
+/// A short message for a failed storage call: `what`, then what the `DOMException` (or
+/// anything with a `name`) means. A full quota yields a message containing "quota".
+pub fn describe(what: &str, err: Option<&JsValue>) -> String {
+    describe_js(what, err.unwrap_or(&JsValue::NULL))
+}
 
 /// Which store to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +83,16 @@ pub enum Kind {
 }
 
 /// The queue's store, chosen once at start-up.
-pub enum Store {
-    /// Records live in this wasm instance only.
-    Memory(MemoryStore),
-    /// Records live in IndexedDB and survive reloads and crashes.
-    IndexedDb(IdbStore),
+pub struct Store {
+    js: JsStore,
+    keys: Keys,
+}
+
+async fn settle(p: Promise) -> Result<JsValue, String> {
+    JsFuture::from(p).await.map_err(|e| {
+        e.as_string()
+            .unwrap_or_else(|| String::from("the store failed"))
+    })
 }
 
 impl Store {
@@ -59,124 +101,145 @@ impl Store {
     /// [`OPEN_TIMEOUT_MS`]), fall back to memory and return the reason as the second value.
     /// [`Kind::Memory`] always opens memory and returns `None`.
     pub async fn open(kind: Kind, name: &str) -> (Store, Option<String>) {
-        match kind {
-            Kind::Memory => (Store::Memory(MemoryStore::open(name)), None),
-            Kind::Auto | Kind::IndexedDb => match IdbStore::open(name).await {
-                Ok(s) => (Store::IndexedDb(s), None),
-                Err(reason) => (Store::Memory(MemoryStore::open(name)), Some(reason)),
+        let kind = match kind {
+            Kind::Memory => "memory",
+            Kind::Auto | Kind::IndexedDb => "auto",
+        };
+        let opened = settle(open_store(kind, name))
+            .await
+            .unwrap_or(JsValue::NULL);
+        let get =
+            |k: &str| js_sys::Reflect::get(&opened, &JsValue::from_str(k)).unwrap_or(JsValue::NULL);
+        (
+            Store {
+                js: get("store").unchecked_into(),
+                keys: Keys::new(),
             },
-        }
+            get("fallback").as_string(),
+        )
     }
 
     /// True when records survive a reload (IndexedDB).
     pub fn is_durable(&self) -> bool {
-        matches!(self, Store::IndexedDb(_))
+        self.js.durable()
     }
 
     /// True after [`Store::close`], or after the browser or another tab (upgrading the schema)
     /// closed the database: every operation then fails, and the caller should open again.
     pub fn is_closed(&self) -> bool {
-        match self {
-            Store::Memory(s) => s.is_closed(),
-            Store::IndexedDb(s) => s.is_closed(),
-        }
+        self.js.closed()
+    }
+
+    async fn run(&self, name: &str, arg: &JsValue) -> Result<JsValue, String> {
+        settle(self.js.op(name, arg)).await
+    }
+
+    async fn write(&self, name: &str, items: Array) -> Result<(), String> {
+        self.run(name, &items).await.map(drop)
+    }
+
+    fn records(&self, recs: &[Record]) -> Result<Array, String> {
+        recs.iter().try_for_each(check_record)?;
+        recs.iter()
+            .map(|r| codec::encode_record(&self.keys, r))
+            .collect::<Result<Array, JsValue>>()
+            .map_err(|_| String::from(NON_FINITE))
+    }
+
+    fn letters(&self, d: &[DeadLetter]) -> Result<Array, String> {
+        d.iter().try_for_each(check_dead)?;
+        d.iter()
+            .map(|l| codec::encode_dead(&self.keys, l))
+            .collect::<Result<Array, JsValue>>()
+            .map_err(|_| String::from(NON_FINITE))
     }
 
     /// Inserts or replaces (by key) every record, in one transaction: resolves once it is
     /// committed, or fails without having written any of them (a message containing "quota"
     /// when storage is full).
     pub async fn put(&self, recs: &[Record]) -> Result<(), String> {
-        match self {
-            Store::Memory(s) => s.put(recs),
-            Store::IndexedDb(s) => s.put(recs).await,
-        }
+        self.write("put", self.records(recs)?).await
     }
 
     /// Deletes the records with these keys (missing ones are ignored), in one transaction.
     pub async fn delete(&self, keys: &[String]) -> Result<(), String> {
-        match self {
-            Store::Memory(s) => s.delete(keys),
-            Store::IndexedDb(s) => s.delete(keys).await,
-        }
+        self.write("del", keys.iter().map(|k| JsValue::from_str(k)).collect())
+            .await
     }
 
     /// Every queued record, ordered by `seq` ascending (ties by key). A stored value that does
     /// not decode comes back as `Err((key, reason))` (key empty when it is not a string), after
     /// the records, instead of failing the load.
     pub async fn load(&self) -> Result<Loaded, String> {
-        match self {
-            Store::Memory(s) => s.load(),
-            Store::IndexedDb(s) => s.load().await,
+        let all: Array = self.run("load", &JsValue::NULL).await?.unchecked_into();
+        let mut out = Vec::with_capacity(all.length() as usize);
+        let mut bad = Vec::new();
+        for v in all.iter() {
+            match codec::decode_record(&self.keys, &v) {
+                Ok(r) => out.push(Ok(r)),
+                Err(e) => bad.push(Err(e)),
+            }
         }
+        out.append(&mut bad);
+        Ok(out)
     }
 
     /// Number of queued records (undecodable ones included).
     pub async fn count(&self) -> Result<u32, String> {
-        match self {
-            Store::Memory(s) => s.count(),
-            Store::IndexedDb(s) => s.count().await,
-        }
+        Ok(self
+            .run("count", &JsValue::NULL)
+            .await?
+            .as_f64()
+            .unwrap_or(0.0) as u32)
     }
 
-    /// Inserts or replaces (by the record's key) dead letters, in one transaction.
+    /// Inserts or replaces dead letters (by their record's key), in one transaction.
     pub async fn put_dead(&self, d: &[DeadLetter]) -> Result<(), String> {
-        match self {
-            Store::Memory(s) => s.put_dead(d),
-            Store::IndexedDb(s) => s.put_dead(d).await,
-        }
+        self.write("putDead", self.letters(d)?).await
     }
 
-    /// Every dead letter, in key order. One that does not decode comes back as a dead letter
-    /// with code `corrupt_record`, the reason as its message, its key (when it is a string) and
-    /// whatever fields could be read.
+    /// Every dead letter, by key. One that does not decode comes back as a `corrupt_record`
+    /// letter keeping its key and whatever fields read cleanly.
     pub async fn load_dead(&self) -> Result<Vec<DeadLetter>, String> {
-        match self {
-            Store::Memory(s) => s.load_dead(),
-            Store::IndexedDb(s) => s.load_dead().await,
-        }
+        let all: Array = self.run("loadDead", &JsValue::NULL).await?.unchecked_into();
+        Ok(all
+            .iter()
+            .map(|v| codec::decode_dead(&self.keys, &v))
+            .collect())
     }
 
-    /// Deletes the dead letters with these keys, in one transaction.
+    /// Deletes dead letters by key, in one transaction.
     pub async fn delete_dead(&self, keys: &[String]) -> Result<(), String> {
-        match self {
-            Store::Memory(s) => s.delete_dead(keys),
-            Store::IndexedDb(s) => s.delete_dead(keys).await,
-        }
+        self.write(
+            "delDead",
+            keys.iter().map(|k| JsValue::from_str(k)).collect(),
+        )
+        .await
     }
 
-    /// Removes each letter's record from the queue and stores the letter, atomically (one
-    /// transaction over both stores).
+    /// Moves records from the queue to the dead letters, in one transaction over both.
     pub async fn move_to_dead(&self, d: &[DeadLetter]) -> Result<(), String> {
-        match self {
-            Store::Memory(s) => s.move_to_dead(d),
-            Store::IndexedDb(s) => s.move_to_dead(d).await,
-        }
+        self.write("moveToDead", self.letters(d)?).await
     }
 
-    /// Stores these records in the queue and removes the dead letters with their keys,
-    /// atomically.
+    /// Moves dead letters back into the queue as these records, in one transaction over both.
     pub async fn revive(&self, recs: &[Record]) -> Result<(), String> {
-        match self {
-            Store::Memory(s) => s.revive(recs),
-            Store::IndexedDb(s) => s.revive(recs).await,
-        }
+        self.write("revive", self.records(recs)?).await
     }
 
-    /// The highest `seq` in the queue or among the dead letters (0 when both are empty), so a
-    /// new tracker continues the sequence.
+    /// The highest `seq` in the queue or the dead letters (0 when both are empty), so a new
+    /// tracker continues the sequence.
     pub async fn max_seq(&self) -> Result<f64, String> {
-        match self {
-            Store::Memory(s) => s.max_seq(),
-            Store::IndexedDb(s) => s.max_seq().await,
-        }
+        Ok(self
+            .run("maxSeq", &JsValue::NULL)
+            .await?
+            .as_f64()
+            .unwrap_or(0.0))
     }
 
-    /// Releases the store (`IDBDatabase.close()`); later operations fail. The data stays.
+    /// Closes the store (IndexedDB: the connection). Data stays for the next `open`.
     pub fn close(&self) {
-        match self {
-            Store::Memory(s) => s.close(),
-            Store::IndexedDb(s) => s.close(),
-        }
+        self.js.close_js();
     }
 }
 
@@ -184,8 +247,7 @@ impl Store {
 /// Open stores should be closed first (an open IndexedDB connection of this SDK closes itself
 /// when asked). For tests and a "forget everything" button.
 pub async fn delete_database(name: &str) -> Result<(), String> {
-    memory::forget(name);
-    idb::delete_database(name).await
+    settle(delete_db(name)).await.map(drop)
 }
 
 const NON_FINITE: &str = "refusing to store a record with a number that is not finite";
@@ -207,17 +269,4 @@ fn check_dead(d: &DeadLetter) -> Result<(), String> {
     } else {
         Err(String::from(NON_FINITE))
     }
-}
-
-/// IndexedDB's order of string keys: by UTF-16 code units.
-fn cmp_keys(a: &str, b: &str) -> Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
-}
-
-/// Queue order: `seq`, then key.
-fn cmp_records(a: &Record, b: &Record) -> Ordering {
-    a.seq
-        .partial_cmp(&b.seq)
-        .unwrap_or(Ordering::Equal)
-        .then_with(|| cmp_keys(&a.key, &b.key))
 }

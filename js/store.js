@@ -1,0 +1,341 @@
+// Storage for the offline queue, imported by the wasm module (src/js/store): IndexedDB where
+// the runtime has it and it opens (pages, dedicated and service workers), memory otherwise
+// (Node, Cloudflare Workers, private modes, blocked storage). Pure I/O: the wasm encodes and
+// validates every record and decides everything; this file only stores and returns them.
+//
+// It is JavaScript rather than web-sys calls from Rust because it is ~20 times smaller that
+// way (every IndexedDB call bound from Rust adds wasm and glue; this file is ~2 KB gzip).
+//
+// Layout (schema 1): object store "queue" keyed by "key" with an index "seq", and "dead" keyed
+// by "key" with an index "seq" on "record.seq". Both stores behave the same: a batch of writes
+// is all-or-nothing, load() orders records by numeric seq then key (records without a numeric
+// seq last), and a memory store opened again under the same name sees the same data.
+
+const SCHEMA = 1;
+const Q = "queue";
+const D = "dead";
+const OPEN_TIMEOUT_MS = 3000;
+const CLOSED = "the database connection is closed";
+
+const NAMES = {
+  QuotaExceededError: "storage quota exceeded",
+  InvalidStateError: CLOSED,
+  VersionError: "the database was created by a newer version of this SDK",
+  SecurityError: "storage is not allowed here (private mode, blocked cookies, an opaque origin)",
+  UnknownError: "the browser's storage failed",
+  AbortError: "the transaction was aborted",
+  DataError: "a value could not be stored",
+  DataCloneError: "a value could not be stored",
+  ConstraintError: "a stored value broke a constraint",
+  NotFoundError: "the database lacks an expected object store",
+  TimeoutError: "the operation timed out",
+};
+
+/** "what: meaning (ErrorName)"; a full quota always says "quota". */
+export function describe(what, err) {
+  let name = "";
+  try {
+    name = String((err && err.name) || "").slice(0, 64);
+  } catch {}
+  const meaning = NAMES[name];
+  return `${what}: ${meaning ? `${meaning} (${name})` : name || "no reason given"}`;
+}
+
+const byQueueOrder = (a, b) => {
+  const sa = typeof a?.seq === "number" ? a.seq : Infinity;
+  const sb = typeof b?.seq === "number" ? b.seq : Infinity;
+  if (sa !== sb) return sa < sb ? -1 : 1;
+  const ka = String(a?.key ?? "");
+  const kb = String(b?.key ?? "");
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+};
+const byKey = (a, b) => {
+  const ka = String(a?.key ?? "");
+  const kb = String(b?.key ?? "");
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+};
+const numericMax = (values, get) =>
+  values.reduce((m, v) => {
+    const s = get(v);
+    return typeof s === "number" && Number.isFinite(s) && s > m ? s : m;
+  }, 0);
+
+// ---- memory -----------------------------------------------------------------------------
+
+const memories = new Map();
+
+class MemoryStore {
+  constructor(name) {
+    let m = memories.get(name);
+    if (!m) memories.set(name, (m = { q: new Map(), d: new Map() }));
+    this.m = m;
+    this.closed = false;
+  }
+  isDurable() {
+    return false;
+  }
+  isClosed() {
+    return this.closed;
+  }
+  close() {
+    this.closed = true;
+  }
+  run(op, arg) {
+    if (this.closed) throw new Error("the store is closed");
+    const { q, d } = this.m;
+    switch (op) {
+      case "put":
+        for (const r of arg) q.set(r.key, r);
+        return;
+      case "del":
+        for (const k of arg) q.delete(k);
+        return;
+      case "load":
+        return [...q.values()].sort(byQueueOrder);
+      case "count":
+        return q.size;
+      case "putDead":
+        for (const l of arg) d.set(l.key, l);
+        return;
+      case "loadDead":
+        return [...d.values()].sort(byKey);
+      case "delDead":
+        for (const k of arg) d.delete(k);
+        return;
+      case "moveToDead":
+        for (const l of arg) {
+          q.delete(l.key);
+          d.set(l.key, l);
+        }
+        return;
+      case "revive":
+        for (const r of arg) {
+          d.delete(r.key);
+          q.set(r.key, r);
+        }
+        return;
+      case "maxSeq":
+        return Math.max(numericMax([...q.values()], (r) => r.seq), numericMax([...d.values()], (l) => l.record?.seq));
+    }
+    throw new Error(`unknown store operation ${op}`);
+  }
+  op(op, arg) {
+    try {
+      return Promise.resolve(this.run(op, arg));
+    } catch (e) {
+      return Promise.reject(String(e.message || e));
+    }
+  }
+}
+
+// ---- IndexedDB --------------------------------------------------------------------------
+
+function factory() {
+  let f;
+  try {
+    f = globalThis.indexedDB;
+  } catch (e) {
+    throw describe("IndexedDB is not accessible", e);
+  }
+  if (!f || typeof f.open !== "function") throw "IndexedDB is not available in this runtime";
+  return f;
+}
+
+function upgrade(req) {
+  try {
+    const db = req.result;
+    const tx = req.transaction;
+    const store = (name) =>
+      db.objectStoreNames.contains(name) ? tx.objectStore(name) : db.createObjectStore(name, { keyPath: "key" });
+    const q = store(Q);
+    if (!q.indexNames.contains("seq")) q.createIndex("seq", "seq");
+    const d = store(D);
+    if (!d.indexNames.contains("seq")) d.createIndex("seq", "record.seq");
+  } catch {
+    try {
+      req.transaction.abort();
+    } catch {}
+  }
+}
+
+function layoutOk(db) {
+  if (!db.objectStoreNames.contains(Q) || !db.objectStoreNames.contains(D)) return false;
+  try {
+    const tx = db.transaction([Q, D], "readonly");
+    return [Q, D].every((n) => {
+      const s = tx.objectStore(n);
+      return s.keyPath === "key" && s.indexNames.contains("seq");
+    });
+  } catch {
+    return false;
+  }
+}
+
+function openDb(name) {
+  return new Promise((resolve, reject) => {
+    const f = factory();
+    let req;
+    try {
+      req = f.open(name, SCHEMA);
+    } catch (e) {
+      throw describe("IndexedDB refused to open the database", e);
+    }
+    let blocked = false;
+    let done = false;
+    const timer = setTimeout(() => {
+      done = true;
+      // The request may still settle later (another tab lets go): close what it opens.
+      req.onsuccess = () => req.result.close();
+      reject(
+        blocked
+          ? "IndexedDB is blocked: another tab keeps an older version of the database open"
+          : "IndexedDB did not open the database within 3 s",
+      );
+    }, OPEN_TIMEOUT_MS);
+    req.onupgradeneeded = () => upgrade(req);
+    req.onblocked = () => (blocked = true);
+    req.onsuccess = () => {
+      if (done) return req.result.close();
+      clearTimeout(timer);
+      const db = req.result;
+      if (!layoutOk(db)) {
+        db.close();
+        reject("the IndexedDB database has an unexpected layout (a name clash?)");
+      } else resolve(db);
+    };
+    req.onerror = () => {
+      clearTimeout(timer);
+      if (!done) reject(describe("IndexedDB could not open the database", req.error));
+    };
+  });
+}
+
+class IdbStore {
+  constructor(db) {
+    this.db = db;
+    this.closed = false;
+    // Another tab's upgrade or the browser wants the connection: let it go.
+    db.onversionchange = db.onclose = () => {
+      this.closed = true;
+      db.close();
+    };
+  }
+  isDurable() {
+    return true;
+  }
+  isClosed() {
+    return this.closed;
+  }
+  close() {
+    this.closed = true;
+    this.db.close();
+  }
+  // Runs `body(stores)` in one transaction; resolves with its value once the transaction has
+  // completed (durably, for writes), or rejects with a reason and keeps nothing.
+  tx(names, write, body) {
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(CLOSED);
+      const what = write ? "IndexedDB write failed" : "IndexedDB read failed";
+      let tx;
+      try {
+        tx = write ? this.db.transaction(names, "readwrite", { durability: "strict" }) : this.db.transaction(names, "readonly");
+      } catch (e) {
+        return reject(describe("could not start an IndexedDB transaction", e));
+      }
+      let out;
+      tx.oncomplete = () => resolve(typeof out === "function" ? out() : out);
+      tx.onabort = tx.onerror = () => reject(describe(what, tx.error));
+      try {
+        out = body(...names.map((n) => tx.objectStore(n)));
+      } catch (e) {
+        try {
+          tx.abort();
+        } catch {}
+        reject(describe(what, e));
+      }
+    });
+  }
+  op(op, arg) {
+    const result = (r) => () => r.result;
+    switch (op) {
+      case "put":
+        return this.tx([Q], true, (q) => arg.forEach((r) => q.put(r)));
+      case "del":
+        return this.tx([Q], true, (q) => arg.forEach((k) => q.delete(k)));
+      case "load":
+        return this.tx([Q], false, (q) => {
+          const r = q.getAll();
+          return () => r.result.sort(byQueueOrder);
+        });
+      case "count":
+        return this.tx([Q], false, (q) => result(q.count()));
+      case "putDead":
+        return this.tx([D], true, (d) => arg.forEach((l) => d.put(l)));
+      case "loadDead":
+        return this.tx([D], false, (d) => result(d.getAll()));
+      case "delDead":
+        return this.tx([D], true, (d) => arg.forEach((k) => d.delete(k)));
+      case "moveToDead":
+        return this.tx([Q, D], true, (q, d) =>
+          arg.forEach((l) => {
+            q.delete(l.key);
+            d.put(l);
+          }),
+        );
+      case "revive":
+        return this.tx([Q, D], true, (q, d) =>
+          arg.forEach((r) => {
+            d.delete(r.key);
+            q.put(r);
+          }),
+        );
+      case "maxSeq":
+        // Numbers sort below every other key type; IndexedDB keys cannot be NaN.
+        return this.tx([Q, D], false, (q, d) => {
+          const range = IDBKeyRange.upperBound(Number.MAX_VALUE);
+          const a = q.index("seq").openKeyCursor(range, "prev");
+          const b = d.index("seq").openKeyCursor(range, "prev");
+          return () => Math.max(a.result ? a.result.key : 0, b.result ? b.result.key : 0, 0);
+        });
+    }
+    return Promise.reject(`unknown store operation ${op}`);
+  }
+}
+
+/**
+ * Opens the store `name`: kind "memory", or "auto"/"indexeddb" (IndexedDB, falling back to
+ * memory with the reason). Resolves `{ store, fallback }`; never rejects.
+ */
+export async function openStore(kind, name) {
+  if (kind !== "memory") {
+    try {
+      return { store: new IdbStore(await openDb(name)), fallback: null };
+    } catch (e) {
+      return { store: new MemoryStore(name), fallback: String(e?.message || e) };
+    }
+  }
+  return { store: new MemoryStore(name), fallback: null };
+}
+
+/** Forgets the memory store `name` and deletes the IndexedDB database `name`. */
+export function deleteDatabase(name) {
+  memories.delete(name);
+  return new Promise((resolve, reject) => {
+    let f;
+    try {
+      f = factory();
+    } catch {
+      return resolve();
+    }
+    const req = f.deleteDatabase(name);
+    const timer = setTimeout(() => reject("could not delete the database: another connection keeps it open"), OPEN_TIMEOUT_MS);
+    req.onsuccess = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    req.onerror = () => {
+      clearTimeout(timer);
+      reject(describe("could not delete the database", req.error));
+    };
+  });
+}

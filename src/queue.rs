@@ -185,12 +185,18 @@ pub struct Plan {
 /// Order per customer is kept: once one of a customer's events is held back (backing off),
 /// that customer's later events wait too.
 pub fn plan(records: &[Record], now: f64, policy: &Policy) -> Plan {
+    plan_with(records, now, policy, false)
+}
+
+/// [`plan`], ignoring backoff when `force` (the network just came back, a page opened, the app
+/// called `flush()`): every unexpired record is due. Expiry and per-customer order still hold.
+pub fn plan_with(records: &[Record], now: f64, policy: &Policy, force: bool) -> Plan {
     let mut out = Plan::default();
     let mut held: Vec<&str> = Vec::new();
     for (i, r) in records.iter().enumerate() {
         if now - r.created_at > policy.max_event_age_ms {
             out.expired.push(i);
-        } else if r.next_at > now || held.contains(&r.customer.as_str()) {
+        } else if (!force && r.next_at > now) || held.contains(&r.customer.as_str()) {
             if !held.contains(&r.customer.as_str()) {
                 held.push(&r.customer);
             }
@@ -385,6 +391,23 @@ mod tests {
             .collect();
         assert_eq!(expired, ["old"]);
         assert_eq!(plan.wake_at, Some(now + 5_000.0));
+    }
+
+    #[test]
+    fn forced_plans_ignore_backoff_but_not_expiry() {
+        let p = Policy::default();
+        let now = 1_800_000_000_000.0;
+        let records = vec![
+            rec("old", "c1", 1.0, now - 24.0 * 3600e3, now + 1e6),
+            rec("later", "c2", 2.0, now - 10.0, now + 300_000.0),
+            rec("due", "c3", 3.0, now - 10.0, now),
+        ];
+        let normal = plan(&records, now, &p);
+        assert_eq!(normal.send, [2]);
+        assert_eq!(normal.wake_at, Some(now + 300_000.0));
+        let forced = plan_with(&records, now, &p, true);
+        assert_eq!(forced.send, [1, 2]);
+        assert_eq!(forced.expired, [0]);
     }
 
     #[test]

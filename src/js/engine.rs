@@ -96,14 +96,15 @@ impl Inner {
         let weak = Rc::downgrade(this);
         let cb = Closure::<dyn FnMut()>::new(move || {
             if let Some(inner) = weak.upgrade() {
-                Inner::schedule(&inner, 0.0);
+                // Back online, or the page is going away: whatever the backoff said, now.
+                Inner::spawn_drain(&inner, true);
             }
         });
         let weak = Rc::downgrade(this);
         let timer_cb = Closure::<dyn FnMut()>::new(move || {
             if let Some(inner) = weak.upgrade() {
                 inner.st.borrow_mut().timer = None;
-                Inner::spawn_drain(&inner);
+                Inner::spawn_drain(&inner, false);
             }
         });
         // Back online, or the page is being hidden/closed: deliver what is queued now.
@@ -135,8 +136,8 @@ impl Inner {
             if let Some(reason) = fallback {
                 inner.report_fallback(&reason);
             }
-            // Leftovers from an earlier page or process.
-            Inner::schedule(&inner, 0.0);
+            // Leftovers from an earlier page or process: try them all now.
+            Inner::spawn_drain(&inner, true);
             Ok(JsValue::UNDEFINED)
         });
         *this.ready.borrow_mut() = Some(ready);
@@ -466,22 +467,24 @@ impl Inner {
         }
         let delay = (at - now).clamp(0.0, 2_147_483_000.0) as i32;
         if let Some(cb) = this.timer_cb.borrow().as_ref() {
-            let id = sys::set_timeout(cb.as_ref().unchecked_ref(), delay);
-            st.timer = Some((id, at));
+            // No timer outside a request in Workers: the next track() or flush() drains.
+            if let Some(id) = sys::set_timeout(cb.as_ref().unchecked_ref(), delay) {
+                st.timer = Some((id, at));
+            }
         }
     }
 
-    fn spawn_drain(this: &Rc<Inner>) {
+    fn spawn_drain(this: &Rc<Inner>, force: bool) {
         let inner = Rc::clone(this);
         let _ = sys::promise(async move {
-            let _ = Inner::flush(inner).await;
+            let _ = Inner::flush(inner, force).await;
             Ok(JsValue::UNDEFINED)
         });
     }
 
     /// Delivers what is due; joins a drain already running in this tab. Resolves with what it
     /// did and what remains.
-    pub async fn flush(this: Rc<Inner>) -> Result<(Summary, u32), TrackError> {
+    pub async fn flush(this: Rc<Inner>, force: bool) -> Result<(Summary, u32), TrackError> {
         if this.opts.queue == QueueMode::Off {
             return Ok((Summary::default(), 0));
         }
@@ -493,7 +496,7 @@ impl Inner {
         let summary = Rc::new(RefCell::new(Summary::default()));
         let out = Rc::clone(&summary);
         let job = sys::promise(async move {
-            inner.drain_with_lock(&out).await;
+            inner.drain_with_lock(&out, force).await;
             Ok(JsValue::UNDEFINED)
         });
         this.st.borrow_mut().draining = Some(job.clone());
@@ -509,7 +512,7 @@ impl Inner {
 
     /// One tab drains at a time: the Web Locks API where present (browsers); elsewhere (Node,
     /// Workers) there is only this process.
-    async fn drain_with_lock(self: &Rc<Self>, summary: &Rc<RefCell<Summary>>) {
+    async fn drain_with_lock(self: &Rc<Self>, summary: &Rc<RefCell<Summary>>, force: bool) {
         let durable = self
             .st
             .borrow()
@@ -523,11 +526,13 @@ impl Inner {
             let out = Rc::clone(summary);
             let cb = Closure::once(move |lock: JsValue| -> Promise {
                 if lock.is_null() {
-                    // Another tab is draining; it will deliver these events.
+                    // Another tab is draining and will deliver these events; look again
+                    // shortly in case it finished before seeing ours.
+                    Inner::schedule(&inner, sys::now_ms() + 2_000.0);
                     return Promise::resolve(&JsValue::NULL);
                 }
                 sys::promise(async move {
-                    inner.drain(&out).await;
+                    inner.drain(&out, force).await;
                     Ok(JsValue::UNDEFINED)
                 })
             });
@@ -536,10 +541,10 @@ impl Inner {
                 return;
             }
         }
-        self.drain(summary).await;
+        self.drain(summary, force).await;
     }
 
-    async fn drain(self: &Rc<Self>, summary: &Rc<RefCell<Summary>>) {
+    async fn drain(self: &Rc<Self>, summary: &Rc<RefCell<Summary>>, mut force: bool) {
         let Some(store) = self.store().await else {
             return;
         };
@@ -572,7 +577,9 @@ impl Inner {
                 let st = self.st.borrow();
                 records.retain(|r| !st.in_flight.contains(&r.key));
             }
-            let plan = queue::plan(&records, now, &self.opts.queue_policy);
+            let plan = queue::plan_with(&records, now, &self.opts.queue_policy, force);
+            // Only the first pass ignores backoff: what fails again now waits its turn.
+            force = false;
             if !plan.expired.is_empty() {
                 let expired: Vec<DeadLetter> = plan
                     .expired

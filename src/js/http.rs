@@ -101,7 +101,9 @@ pub async fn attempt(opts: &Options, s: Send<'_>) -> Reply {
     let timer = sys::set_timeout(on_timeout.as_ref().unchecked_ref(), opts.timeout_ms as i32);
 
     let reply = send(s.url, &init, &signal).await;
-    sys::clear_timeout(&timer);
+    if let Some(t) = timer {
+        sys::clear_timeout(&t);
+    }
     drop(on_timeout);
     reply
 }

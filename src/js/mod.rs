@@ -287,13 +287,13 @@ impl AutumnTracker {
         })
     }
 
-    /// Delivers everything due in the queue now (joining a drain already running) and resolves
-    /// with what it did and how many events remain queued.
+    /// Delivers everything queued now, backoff or not (joining a drain already running), and
+    /// resolves with what it did and how many events remain queued.
     #[wasm_bindgen(unchecked_return_type = "Promise<FlushResult>")]
     pub fn flush(&self) -> Promise {
         let inner = Rc::clone(&self.inner);
         sys::promise(async move {
-            let (s, remaining) = Inner::flush(inner).await.map_err(|e| js_err(&e))?;
+            let (s, remaining) = Inner::flush(inner, true).await.map_err(|e| js_err(&e))?;
             let o = Object::new();
             set(&o, "delivered", &JsValue::from(s.delivered));
             set(&o, "duplicates", &JsValue::from(s.duplicates));

@@ -12,13 +12,15 @@ extern "C" {
     #[wasm_bindgen(catch, js_name = fetch)]
     pub fn fetch(url: &str, init: &js_sys::Object) -> Result<Promise, JsValue>;
 
-    /// `setTimeout(handler, ms)`; a number in browsers, an object in Node.
-    #[wasm_bindgen(js_name = setTimeout)]
-    pub fn set_timeout(handler: &Function, ms: i32) -> JsValue;
+    /// `setTimeout(handler, ms)`; a number in browsers, an object in Node. Bound with `catch`:
+    /// Cloudflare Workers throw for timers set outside a request, and an exception must never
+    /// unwind through wasm frames (it would skip destructors and leave `RefCell`s borrowed).
+    #[wasm_bindgen(catch, js_name = setTimeout)]
+    fn set_timeout_js(handler: &Function, ms: i32) -> Result<JsValue, JsValue>;
 
     /// `clearTimeout(id)`.
-    #[wasm_bindgen(js_name = clearTimeout)]
-    pub fn clear_timeout(id: &JsValue);
+    #[wasm_bindgen(catch, js_name = clearTimeout)]
+    fn clear_timeout_js(id: &JsValue) -> Result<JsValue, JsValue>;
 
     /// `crypto.getRandomValues(bytes)`.
     #[wasm_bindgen(catch, js_namespace = crypto, js_name = getRandomValues)]
@@ -52,11 +54,23 @@ pub fn promise(
     wasm_bindgen_futures::future_to_promise(alloc::boxed::Box::pin(f) as BoxedJob)
 }
 
-/// A promise resolved after `ms` milliseconds.
+/// `setTimeout`, or `None` where the runtime refuses a timer now.
+pub fn set_timeout(handler: &Function, ms: i32) -> Option<JsValue> {
+    set_timeout_js(handler, ms).ok()
+}
+
+/// `clearTimeout` of a timer `set_timeout` made.
+pub fn clear_timeout(id: &JsValue) {
+    let _ = clear_timeout_js(id);
+}
+
+/// A promise resolved after `ms` milliseconds (at once where no timer can be set).
 pub async fn sleep(ms: u64) {
     let ms = ms.min(i32::MAX as u64) as i32;
     let p = Promise::new(&mut |resolve, _reject| {
-        set_timeout(&resolve, ms);
+        if set_timeout(&resolve, ms).is_none() {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
     });
     let _ = wasm_bindgen_futures::JsFuture::from(p).await;
 }

@@ -69,7 +69,7 @@ check clippy cargo clippy --workspace --all-targets -- -D warnings
 check clippy-wasm cargo clippy -p autumn-track --all-targets --target wasm32-unknown-unknown -- -D warnings
 suite native cargo test --workspace
 
-if want chrome || want firefox || want node || want page || want workerd; then
+if want chrome || want firefox || want node; then
   start_mock AUTUMN_MOCK_URL --auto-create-customers || { echo "could not start autumn-mock"; FAILED=$((FAILED + 1)); }
   echo "autumn-mock at ${AUTUMN_MOCK_URL:-?}"
 fi
@@ -82,6 +82,7 @@ check size node scripts/size.mjs --budget-gzip 61440
 check types bash tests/types/check.sh
 suite node bash tests/node/run.sh
 suite page node --test --test-reporter=tap tests/page/
+suite e2e node --test --test-reporter=tap tests/e2e/
 suite workerd node --test --test-reporter=tap tests/workerd/
 
 stop_mock

@@ -9,3 +9,5 @@ __setTrackErrorClass(TrackError);
 
 export { AutumnTracker } from "../pkg/autumn_track.js";
 export { TrackError, isTrackError } from "./error.js";
+// The route that forwards browser trackers' events to Autumn (Node and Workers only).
+export { handleTrackRequest } from "./proxy.js";

@@ -84,6 +84,7 @@ suite node bash tests/node/run.sh
 suite page node --test --test-reporter=tap tests/page/
 suite e2e node --test --test-reporter=tap tests/e2e/
 suite workerd node --test --test-reporter=tap tests/workerd/
+suite soak node --test --test-reporter=tap tests/soak/
 
 stop_mock
 echo

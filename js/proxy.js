@@ -66,13 +66,9 @@ function upstreamTracker(o) {
   return t;
 }
 
-// Validating a whole batch before forwarding any of it needs the core's validation without a
-// send, and AutumnTracker has no validate-only method. `track()` validates synchronously,
-// before any I/O; this tracker's URL cannot even be parsed (port 99999), so a valid event ends
-// in a local fetch failure (`unavailable`) with no connection, DNS lookup or byte sent, and an
-// invalid one in `invalid_input` — the same rules as the real send.
+/** A tracker used only for `validate()` (the core's rules, without a send). */
 function validatorTracker() {
-  validator ??= new AutumnTracker({ baseUrl: "http://127.0.0.1:99999", queue: "off", maxRetries: 0, timeoutMs: 1000 });
+  validator ??= new AutumnTracker({ queue: "off" });
   return validator;
 }
 
@@ -322,14 +318,11 @@ async function trackOne(ctx, tracker, input) {
 /** Validates every item with the core's rules before anything is sent; the first failure. */
 async function validateAll(inputs) {
   const v = validatorTracker();
-  // track() validates synchronously; call them all, then look at how each settled.
-  const settled = await Promise.allSettled(inputs.map((input) => v.track(input)));
-  for (let i = 0; i < settled.length; i++) {
-    const s = settled[i];
-    if (s.status === "rejected" && isTrackError(s.reason) && s.reason.code === "invalid_input") return failure(s.reason, `items[${i}]: `);
-    if (s.status === "fulfilled") {
-      // Cannot happen (nothing can be delivered to that URL); refuse rather than guess.
-      return { status: 500, body: { code: "internal_error", message: "batch validation failed" }, log: new Error("the validator delivered an event") };
+  for (let i = 0; i < inputs.length; i++) {
+    try {
+      v.validate(inputs[i]);
+    } catch (e) {
+      return failure(e, `items[${i}]: `);
     }
   }
   return null;

@@ -287,6 +287,18 @@ impl AutumnTracker {
         })
     }
 
+    /// Validates `input` exactly as `track()` does, without sending or queueing anything.
+    /// Returns the event as Autumn's snake_case body (with its idempotency key, generated when
+    /// absent); throws `TrackError` `invalid_input` naming the field.
+    #[wasm_bindgen(unchecked_return_type = "Record<string, JsonValue>")]
+    pub fn validate(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "TrackInput | TrackInputRest")] input: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let ev = prepare(&self.inner.opts, &input).map_err(|e| js_err(&e))?;
+        sys::json_parse(&crate::event::wire_body(&ev))
+    }
+
     /// Delivers everything queued now, backoff or not (joining a drain already running), and
     /// resolves with what it did and how many events remain queued.
     #[wasm_bindgen(unchecked_return_type = "Promise<FlushResult>")]

@@ -100,8 +100,9 @@ class MemoryStore {
       case "loadDead":
         return [...d.values()].sort(byKey);
       case "delDead":
-        for (const k of arg) d.delete(k);
-        return;
+        return arg.reduce((n, k) => n + (d.delete(k) ? 1 : 0), 0);
+      case "countDead":
+        return d.size;
       case "moveToDead":
         for (const l of arg) {
           q.delete(l.key);
@@ -274,7 +275,14 @@ class IdbStore {
       case "loadDead":
         return this.tx([D], false, (d) => result(d.getAll()));
       case "delDead":
-        return this.tx([D], true, (d) => arg.forEach((k) => d.delete(k)));
+        // Resolves with how many of the keys existed.
+        return this.tx([D], true, (d) => {
+          const counts = arg.map((k) => d.count(k));
+          arg.forEach((k) => d.delete(k));
+          return () => counts.reduce((n, r) => n + r.result, 0);
+        });
+      case "countDead":
+        return this.tx([D], false, (d) => result(d.count()));
       case "moveToDead":
         return this.tx([Q, D], true, (q, d) =>
           arg.forEach((l) => {

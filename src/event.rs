@@ -112,31 +112,24 @@ pub(crate) fn take_fields<'a, const N: usize>(
     Ok(out)
 }
 
-/// The accepted name closest to `key` (same letters ignoring case and `_`, or one edit away).
+/// The accepted name closest to `key`: the same letters ignoring case and `_`, or one edit
+/// away (two for names of six letters or more). ASCII only, which every field name is.
 fn suggest<'n>(key: &str, names: &[(&'n str, Option<&'n str>)]) -> Option<&'n str> {
-    let norm = |s: &str| -> Vec<char> {
-        s.chars()
-            .filter(|c| *c != '_')
+    let norm = |s: &str| -> Vec<u8> {
+        s.bytes()
+            .filter(|c| *c != b'_')
             .map(|c| c.to_ascii_lowercase())
             .collect()
     };
     let k = norm(key);
-    names
-        .iter()
-        .map(|(camel, _)| *camel)
-        .find(|camel| within_one_edit(&k, &norm(camel)) || within_two_edits_long(&k, &norm(camel)))
-}
-
-fn within_one_edit(a: &[char], b: &[char]) -> bool {
-    edit_distance(a, b) <= 1
-}
-
-fn within_two_edits_long(a: &[char], b: &[char]) -> bool {
-    a.len() >= 6 && edit_distance(a, b) <= 2
+    names.iter().map(|(camel, _)| *camel).find(|camel| {
+        let d = edit_distance(&k, &norm(camel));
+        d <= 1 || (k.len() >= 6 && d <= 2)
+    })
 }
 
 /// Levenshtein distance, small inputs only.
-fn edit_distance(a: &[char], b: &[char]) -> usize {
+fn edit_distance(a: &[u8], b: &[u8]) -> usize {
     if a.len() > 64 || b.len() > 64 {
         return usize::MAX;
     }

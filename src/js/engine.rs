@@ -836,7 +836,7 @@ impl Inner {
         let (queued, dead_count, storage) = match self.store().await {
             Some(s) => (
                 s.count().await.unwrap_or(0),
-                s.load_dead().await.map(|d| d.len() as u32).unwrap_or(0),
+                s.count_dead().await.unwrap_or(0),
                 if s.is_durable() {
                     "indexeddb"
                 } else {
@@ -884,14 +884,9 @@ impl Inner {
     }
 
     pub async fn discard(&self, keys: &[String]) -> u32 {
-        let Some(s) = self.store().await else {
-            return 0;
-        };
-        let dead = s.load_dead().await.unwrap_or_default();
-        let found = dead.iter().filter(|d| keys.contains(&d.record.key)).count() as u32;
-        match s.delete_dead(keys).await {
-            Ok(()) => found,
-            Err(_) => 0,
+        match self.store().await {
+            Some(s) => s.delete_dead(keys).await.unwrap_or(0),
+            None => 0,
         }
     }
 

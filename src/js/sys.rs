@@ -34,6 +34,10 @@ extern "C" {
     #[wasm_bindgen(catch, js_namespace = Array, js_name = isArray)]
     pub fn is_array(v: &JsValue) -> Result<bool, JsValue>;
 
+    /// `AbortSignal.timeout(ms)`: a signal that aborts by itself.
+    #[wasm_bindgen(catch, js_namespace = AbortSignal, js_name = timeout)]
+    pub fn abort_after(ms: u32) -> Result<web_sys::AbortSignal, JsValue>;
+
     /// `String(n)`.
     #[wasm_bindgen(js_name = String)]
     pub fn js_string_of(n: f64) -> String;

@@ -208,13 +208,19 @@ impl Store {
             .collect())
     }
 
-    /// Deletes dead letters by key, in one transaction.
-    pub async fn delete_dead(&self, keys: &[String]) -> Result<(), String> {
-        self.write(
-            "delDead",
-            keys.iter().map(|k| JsValue::from_str(k)).collect(),
-        )
-        .await
+    /// Deletes dead letters by key, in one transaction; resolves with how many existed.
+    pub async fn delete_dead(&self, keys: &[String]) -> Result<u32, String> {
+        let keys: Array = keys.iter().map(|k| JsValue::from_str(k)).collect();
+        Ok(self.run("delDead", &keys).await?.as_f64().unwrap_or(0.0) as u32)
+    }
+
+    /// Number of dead letters.
+    pub async fn count_dead(&self) -> Result<u32, String> {
+        Ok(self
+            .run("countDead", &JsValue::NULL)
+            .await?
+            .as_f64()
+            .unwrap_or(0.0) as u32)
     }
 
     /// Moves records from the queue to the dead letters, in one transaction over both.

@@ -10,7 +10,27 @@ export type {
   JsonValue,
   TrackErrorCode,
 } from "../pkg/autumn_track.js";
-import type { TrackErrorCode, TrackInputRest } from "../pkg/autumn_track.js";
+import type { TrackErrorCode, TrackInput, TrackInputRest, TrackResult, FlushResult, AutumnTracker as Tracker } from "../pkg/autumn_track.js";
+
+/** What `tracker.withContext(ctx)` returns. */
+export interface ContextTracker {
+  /** `track()`, registered with `ctx.waitUntil`: return your response without awaiting it and
+   *  the runtime still keeps the isolate alive until the event is delivered (or, if it ends
+   *  `queued`, flushed once more). */
+  track(input: TrackInput | TrackInputRest): Promise<TrackResult>;
+  /** `flush()`, registered with `ctx.waitUntil`. */
+  flush(): Promise<FlushResult>;
+  /** The tracker itself. */
+  readonly tracker: Tracker;
+}
+
+declare module "../pkg/autumn_track.js" {
+  interface AutumnTracker {
+    /** Node and Workers entries only: a view whose `track()`/`flush()` hand their promise to
+     *  `ctx.waitUntil` (Cloudflare's `ExecutionContext`, or anything with `waitUntil`). */
+    withContext(ctx: { waitUntil(promise: Promise<unknown>): void }): ContextTracker;
+  }
+}
 
 /** A failure of `new AutumnTracker()` or `track()`. */
 export declare class TrackError extends Error {

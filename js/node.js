@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { initSync, __setTrackErrorClass } from "../pkg/autumn_track.js";
 import { TrackError } from "./error.js";
+import "./context.js"; // adds tracker.withContext(ctx)
 
 initSync({ module: readFileSync(new URL("../pkg/autumn_track_bg.wasm", import.meta.url)) });
 __setTrackErrorClass(TrackError);

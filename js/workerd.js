@@ -3,6 +3,7 @@
 import wasmModule from "../pkg/autumn_track_bg.wasm";
 import { initSync, __setTrackErrorClass } from "../pkg/autumn_track.js";
 import { TrackError } from "./error.js";
+import "./context.js"; // adds tracker.withContext(ctx)
 
 initSync({ module: wasmModule });
 __setTrackErrorClass(TrackError);

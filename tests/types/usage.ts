@@ -75,3 +75,9 @@ export async function queue(): Promise<void> {
 
 // @ts-expect-error queue kinds are a closed set
 new AutumnTracker({ queue: "disk" });
+
+export function worker(ctx: { waitUntil(p: Promise<unknown>): void }): Promise<TrackResult> {
+  const bound = tracker.withContext(ctx);
+  void bound.flush();
+  return bound.track({ customerId: "c", featureId: "f" });
+}

@@ -81,6 +81,14 @@ export default {
         );
         return Response.json({ ok: true, queued: true }, { status: 202 });
       }
+      if (pathname === "/track-with-context") {
+        // The adapter: no await, no waitUntil by hand.
+        tracker(env, opts).withContext(ctx).track(input).then(
+          (r) => console.log("context track:", r.status, r.idempotencyKey),
+          (e) => console.error("context track failed:", JSON.stringify(serialize(e))),
+        );
+        return Response.json({ ok: true, queued: true }, { status: 202 });
+      }
       return Response.json({ ok: false, error: { message: "no route " + pathname } }, { status: 404 });
     } catch (e) {
       return Response.json({ ok: false, error: serialize(e) });
@@ -345,5 +353,22 @@ describe("autumn-track in a Cloudflare Worker (wrangler bundle, workerd via mini
     // And the background promise resolved inside the Worker (its log line).
     for (let i = 0; i < 20 && !workerLog.some((l) => l.includes(`background track: delivered ${idempotencyKey}`)); i++) await sleep(50);
     assert.ok(workerLog.some((l) => l.includes(`background track: delivered ${idempotencyKey}`)), "no `background track: delivered` log from the Worker");
+  }));
+
+  test("tracker.withContext(ctx).track(…): answers first, delivers after; a queued event is flushed in waitUntil", withDiagnostics(async () => {
+    for (const [faults, label] of [[["latency:1500"], "slow"], [["503", "latency:1000"], "queued then flushed"]]) {
+      const idempotencyKey = uid("wk_ctx");
+      await mockFaults(mock.url, { [idempotencyKey]: faults });
+      // maxRetries 0: the 503 leaves the event queued, and only withContext's flush delivers it.
+      const out = await callWorker("/track-with-context", { customerId: uid("cus_ctx"), featureId: "messages", idempotencyKey }, { maxRetries: 0 });
+      assert.equal(out.httpStatus, 202, label);
+      assert.equal((await mockEvents(mock.url, idempotencyKey)).length, 0, `${label}: the Worker answered before delivery`);
+      let events = [];
+      for (let i = 0; i < 100 && events.length === 0; i++) {
+        await sleep(100);
+        events = await mockEvents(mock.url, idempotencyKey);
+      }
+      assert.equal(events.length, 1, `${label}: the event never arrived (10 s)`);
+    }
   }));
 });

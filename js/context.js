@@ -1,0 +1,35 @@
+// `tracker.withContext(ctx)` for Cloudflare Workers (and any runtime with a `waitUntil`): a
+// view of the tracker whose `track()` and `flush()` register their work with
+// `ctx.waitUntil`, so the response need not wait for Autumn and the runtime still keeps the
+// isolate alive until the event is delivered. Fire-and-forget without it delivers nothing.
+//
+// An event that ends `queued` (Autumn unreachable past the retries) is flushed once more
+// inside the same `waitUntil`: Workers have no IndexedDB, so the queue is this isolate's
+// memory, which an evicted isolate loses. What is still queued then is reported through the
+// tracker's `onEvent` (`queued`) and stays in memory for the isolate's next requests.
+import { AutumnTracker } from "../pkg/autumn_track.js";
+
+const settle = (p) => p.then(
+  () => undefined,
+  () => undefined,
+);
+
+AutumnTracker.prototype.withContext = function withContext(ctx) {
+  if (!ctx || typeof ctx.waitUntil !== "function") {
+    throw new TypeError("withContext(ctx) needs the fetch handler's context (with waitUntil)");
+  }
+  const tracker = this;
+  return {
+    track(input) {
+      const p = tracker.track(input);
+      ctx.waitUntil(settle(p.then((r) => (r.status === "queued" ? tracker.flush() : r))));
+      return p;
+    },
+    flush() {
+      const p = tracker.flush();
+      ctx.waitUntil(settle(p));
+      return p;
+    },
+    tracker,
+  };
+};

@@ -54,6 +54,37 @@ const byKey = (a, b) => {
   const kb = String(b?.key ?? "");
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 };
+// Dead letters → queue as fresh records (reviveDead): `keys` null for all; what cannot be a
+// record stays where it is (the wasm reports it as `corrupt_record`).
+const revivable = (l, keys) =>
+  l && typeof l.record === "object" && l.record?.key === l.key && typeof l.record.body === "string" && (!keys || keys.includes(l.key));
+const revived = (l, { now, minCreated }) => {
+  const r = { ...l.record, attempts: 0, nextAt: now, createdAt: Math.max(l.record.createdAt, minCreated) };
+  delete r.lastError;
+  return r;
+};
+
+// A dead letter as `tracker.deadLetters()` shows it; one that is not readable says so.
+const info = (l) => {
+  const r = l && typeof l.record === "object" && l.record ? l.record : {};
+  const ok = revivable(l, null) && typeof l.code === "string" && typeof l.message === "string";
+  let event = null;
+  try {
+    event = JSON.parse(r.body);
+  } catch {}
+  return {
+    idempotencyKey: String(l?.key ?? ""),
+    customerId: typeof r.customer === "string" ? r.customer : "",
+    code: ok ? l.code : "corrupt_record",
+    message: ok ? l.message : "this stored dead letter is not readable",
+    ...(typeof l?.status === "number" ? { status: l.status } : {}),
+    createdAt: Number(r.createdAt) || 0,
+    failedAt: Number(l?.failedAt) || 0,
+    attempts: Number(r.attempts) || 0,
+    event,
+  };
+};
+
 const numericMax = (values, get) =>
   values.reduce((m, v) => {
     const s = get(v);
@@ -87,6 +118,9 @@ class MemoryStore {
       case "put":
         for (const r of arg) q.set(r.key, r);
         return;
+      case "update":
+        for (const r of arg) if (q.has(r.key)) q.set(r.key, r);
+        return;
       case "del":
         for (const k of arg) q.delete(k);
         return;
@@ -99,6 +133,8 @@ class MemoryStore {
         return;
       case "loadDead":
         return [...d.values()].sort(byKey);
+      case "deadList":
+        return [...d.values()].sort(byKey).map(info);
       case "delDead":
         return arg.reduce((n, k) => n + (d.delete(k) ? 1 : 0), 0);
       case "countDead":
@@ -115,6 +151,16 @@ class MemoryStore {
           q.set(r.key, r);
         }
         return;
+      case "reviveDead": {
+        let n = 0;
+        for (const l of [...d.values()]) {
+          if (!revivable(l, arg.keys)) continue;
+          d.delete(l.key);
+          q.set(l.key, revived(l, arg));
+          n++;
+        }
+        return n;
+      }
       case "maxSeq":
         return Math.max(numericMax([...q.values()], (r) => r.seq), numericMax([...d.values()], (l) => l.record?.seq));
     }
@@ -261,6 +307,15 @@ class IdbStore {
     switch (op) {
       case "put":
         return this.tx([Q], true, (q) => arg.forEach((r) => q.put(r)));
+      case "update":
+        // Put only what is still there: a record delivered or set aside meanwhile (by this or
+        // another tab) must not come back from a stale copy.
+        return this.tx([Q], true, (q) =>
+          arg.forEach((r) => {
+            const c = q.count(r.key);
+            c.onsuccess = () => c.result && q.put(r);
+          }),
+        );
       case "del":
         return this.tx([Q], true, (q) => arg.forEach((k) => q.delete(k)));
       case "load":
@@ -274,6 +329,11 @@ class IdbStore {
         return this.tx([D], true, (d) => arg.forEach((l) => d.put(l)));
       case "loadDead":
         return this.tx([D], false, (d) => result(d.getAll()));
+      case "deadList":
+        return this.tx([D], false, (d) => {
+          const r = d.getAll();
+          return () => r.result.map(info);
+        });
       case "delDead":
         // Resolves with how many of the keys existed.
         return this.tx([D], true, (d) => {
@@ -297,6 +357,20 @@ class IdbStore {
             q.put(r);
           }),
         );
+      case "reviveDead":
+        return this.tx([Q, D], true, (q, d) => {
+          let n = 0;
+          const all = d.getAll();
+          all.onsuccess = () => {
+            for (const l of all.result) {
+              if (!revivable(l, arg.keys)) continue;
+              d.delete(l.key);
+              q.put(revived(l, arg));
+              n++;
+            }
+          };
+          return () => n;
+        });
       case "maxSeq":
         // Numbers sort below every other key type; IndexedDB keys cannot be NaN.
         return this.tx([Q, D], false, (q, d) => {

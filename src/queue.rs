@@ -189,18 +189,22 @@ pub fn plan(records: &[Record], now: f64, policy: &Policy) -> Plan {
 }
 
 /// [`plan`], ignoring backoff when `force` (the network just came back, a page opened, the app
-/// called `flush()`): every unexpired record is due. Expiry and per-customer order still hold.
+/// called `flush()`). Leases are kept even then: a record never attempted (`attempts == 0`)
+/// with `next_at` ahead is being sent by a `track()` call (of this or another tab), and
+/// `next_at = +∞` marks one this tab is sending right now. Expiry and per-customer order hold.
 pub fn plan_with(records: &[Record], now: f64, policy: &Policy, force: bool) -> Plan {
     let mut out = Plan::default();
     let mut held: Vec<&str> = Vec::new();
     for (i, r) in records.iter().enumerate() {
         if now - r.created_at > policy.max_event_age_ms {
             out.expired.push(i);
-        } else if (!force && r.next_at > now) || held.contains(&r.customer.as_str()) {
+        } else if (r.next_at > now && (!force || r.attempts == 0))
+            || held.contains(&r.customer.as_str())
+        {
             if !held.contains(&r.customer.as_str()) {
                 held.push(&r.customer);
             }
-            if r.next_at > now {
+            if r.next_at > now && r.next_at.is_finite() {
                 out.wake_at = Some(out.wake_at.map_or(r.next_at, |w: f64| w.min(r.next_at)));
             }
         } else {
@@ -397,16 +401,25 @@ mod tests {
     fn forced_plans_ignore_backoff_but_not_expiry() {
         let p = Policy::default();
         let now = 1_800_000_000_000.0;
+        let mut backing_off = rec("later", "c2", 2.0, now - 10.0, now + 300_000.0);
+        backing_off.attempts = 3;
         let records = vec![
             rec("old", "c1", 1.0, now - 24.0 * 3600e3, now + 1e6),
-            rec("later", "c2", 2.0, now - 10.0, now + 300_000.0),
+            backing_off,
             rec("due", "c3", 3.0, now - 10.0, now),
+            rec("leased", "c4", 4.0, now - 10.0, now + 60_000.0),
+            rec("sending", "c5", 5.0, now - 10.0, f64::INFINITY),
+            rec("after-sending", "c5", 6.0, now - 10.0, now),
         ];
         let normal = plan(&records, now, &p);
         assert_eq!(normal.send, [2]);
-        assert_eq!(normal.wake_at, Some(now + 300_000.0));
+        assert_eq!(normal.wake_at, Some(now + 60_000.0));
         let forced = plan_with(&records, now, &p, true);
-        assert_eq!(forced.send, [1, 2]);
+        assert_eq!(
+            forced.send,
+            [1, 2],
+            "backoff ignored; leases and in-flight sends kept, and their customers held"
+        );
         assert_eq!(forced.expired, [0]);
     }
 

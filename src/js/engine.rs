@@ -45,7 +45,15 @@ struct State {
     fallback_reported: bool,
     /// Bytes of `keepalive` requests in flight (browsers allow 64 KiB in all).
     keepalive_bytes: usize,
+    /// The server asked for quiet (`Retry-After` on a 429/503) until this local time: no
+    /// drain sends before it, forced or not.
+    hold_until: f64,
+    /// When the last `batch_track` request left: Autumn allows 10 a second.
+    last_batch_at: f64,
 }
+
+/// Least time between two `batch_track` requests (Autumn: 10 per second per organisation).
+const BATCH_SPACING_MS: f64 = 110.0;
 
 /// Share of the browser's 64 KiB keepalive budget this tracker uses.
 const KEEPALIVE_BUDGET: usize = 48 * 1024;
@@ -79,6 +87,8 @@ impl Inner {
                 closed: false,
                 fallback_reported: false,
                 keepalive_bytes: 0,
+                hold_until: 0.0,
+                last_batch_at: 0.0,
             }),
             ready: RefCell::new(None),
             timer_cb: RefCell::new(None),
@@ -220,9 +230,11 @@ impl Inner {
             None => this.fall_back("the queue could not be opened").await,
         };
         let now = sys::now_ms();
+        // Time-based, so events of several tabs (each with its own counter) still sort in the
+        // order they were tracked; +1 keeps it strictly increasing within this tab.
         let seq = {
             let mut st = this.st.borrow_mut();
-            st.seq += 1.0;
+            st.seq = (st.seq + 1.0).max(now);
             st.seq
         };
         let mut rec = queue::new_record(&ev, seq, now);
@@ -289,7 +301,7 @@ impl Inner {
         detail: &str,
     ) -> JsValue {
         rec.last_error = Some(String::from(detail));
-        let _ = store.put(core::slice::from_ref(&rec)).await;
+        let _ = store.update(core::slice::from_ref(&rec)).await;
         let reason_js = JsValue::from_str(reason);
         self.emit(
             "queued",
@@ -320,9 +332,12 @@ impl Inner {
             return store;
         };
         let now = sys::now_ms();
+        let busy = self.st.borrow().in_flight.clone();
         let dead: Vec<DeadLetter> = all
             .into_iter()
             .filter_map(Result::ok)
+            // Not what is being sent right now (here, or leased by another tab's track()).
+            .filter(|r| !(busy.contains(&r.key) || r.attempts == 0 && r.next_at > now))
             .take(excess)
             .map(|record| DeadLetter {
                 record,
@@ -553,6 +568,12 @@ impl Inner {
             if self.st.borrow().closed || sys::is_offline() {
                 return;
             }
+            let hold = self.st.borrow().hold_until;
+            if hold > sys::now_ms() {
+                // The server said when to come back; even a forced drain waits for it.
+                Inner::schedule(self, hold);
+                return;
+            }
             let Ok(loaded) = store.load().await else {
                 return;
             };
@@ -574,8 +595,13 @@ impl Inner {
                 }
             }
             {
+                // Records being sent right now (by track() or this drain) are not sent again,
+                // and still hold back their customer's later events.
                 let st = self.st.borrow();
-                records.retain(|r| !st.in_flight.contains(&r.key));
+                for r in records.iter_mut().filter(|r| st.in_flight.contains(&r.key)) {
+                    r.attempts = 0;
+                    r.next_at = f64::INFINITY;
+                }
             }
             let plan = queue::plan_with(&records, now, &self.opts.queue_policy, force);
             // Only the first pass ignores backoff: what fails again now waits its turn.
@@ -660,7 +686,13 @@ impl Inner {
             }
             let now = sys::now_ms();
             let clock = self.st.borrow().clock;
+            let wait = self.st.borrow().last_batch_at + BATCH_SPACING_MS - now;
+            if wait > 0.0 {
+                sys::sleep(wait as u64).await;
+            }
+            self.st.borrow_mut().last_batch_at = sys::now_ms();
             let body = queue::batch_body(chunk.iter(), &clock, now);
+            self.busy(chunk.iter().map(|r| &r.key), true);
             let reply = http::attempt(
                 &self.opts,
                 Send {
@@ -671,6 +703,7 @@ impl Inner {
                 },
             )
             .await;
+            self.busy(chunk.iter().map(|r| &r.key), false);
             self.observe(&reply);
             match &reply {
                 Reply::Answer { status, .. } if (200..300).contains(status) => {
@@ -708,6 +741,7 @@ impl Inner {
     ) -> bool {
         for (i, rec) in due.iter().enumerate() {
             let mut with_ts = true;
+            self.busy(core::iter::once(&rec.key), true);
             let reply = loop {
                 let now = sys::now_ms();
                 let clock = self.st.borrow().clock;
@@ -736,6 +770,7 @@ impl Inner {
                 }
                 break reply;
             };
+            self.busy(core::iter::once(&rec.key), false);
             let outcome = outcome_of(&reply);
             let attempts = rec.attempts.saturating_add(1);
             match queue::fate(
@@ -780,10 +815,33 @@ impl Inner {
         false
     }
 
+    /// Marks `keys` as being sent (or no longer): not evicted, not sent twice by this tab,
+    /// and holding back their customer's later events.
+    fn busy<'k>(&self, keys: impl Iterator<Item = &'k String>, on: bool) {
+        let mut st = self.st.borrow_mut();
+        for k in keys {
+            if on {
+                st.in_flight.push(k.clone());
+            } else if let Some(i) = st.in_flight.iter().position(|x| x == k) {
+                st.in_flight.swap_remove(i);
+            }
+        }
+    }
+
     /// Records a failed attempt on each of `recs` and plans their next try.
     async fn reschedule(self: &Rc<Self>, store: &Store, mut recs: Vec<Record>, reply: &Reply) {
         let outcome = outcome_of(reply);
         let now = sys::now_ms();
+        if let Reply::Answer {
+            retry_after: Some(h),
+            ..
+        } = reply
+        {
+            if let Some(ms) = crate::retry::parse_retry_after(h, now) {
+                let mut st = self.st.borrow_mut();
+                st.hold_until = st.hold_until.max(now + ms.min(3_600_000) as f64);
+            }
+        }
         let detail = describe_reply(reply);
         let mut earliest = f64::INFINITY;
         for r in &mut recs {
@@ -801,7 +859,7 @@ impl Inner {
             earliest = earliest.min(r.next_at);
             r.last_error = Some(detail.clone());
         }
-        let _ = store.put(&recs).await;
+        let _ = store.update(&recs).await;
         if let Some(r) = recs.first() {
             self.emit(
                 "retrying",
@@ -858,29 +916,11 @@ impl Inner {
     }
 
     pub async fn dead_letters(&self) -> JsValue {
-        let out = js_sys::Array::new();
-        if let Some(s) = self.store().await {
-            for d in s.load_dead().await.unwrap_or_default() {
-                let o = Object::new();
-                set(&o, "idempotencyKey", &JsValue::from_str(&d.record.key));
-                set(&o, "customerId", &JsValue::from_str(&d.record.customer));
-                set(&o, "code", &JsValue::from_str(&d.code));
-                set(&o, "message", &JsValue::from_str(&d.message));
-                if let Some(st) = d.status {
-                    set(&o, "status", &JsValue::from(st));
-                }
-                set(&o, "createdAt", &JsValue::from(d.record.created_at));
-                set(&o, "failedAt", &JsValue::from(d.failed_at));
-                set(&o, "attempts", &JsValue::from(d.record.attempts));
-                set(
-                    &o,
-                    "event",
-                    &sys::json_parse(&d.record.body).unwrap_or(JsValue::NULL),
-                );
-                out.push(&o);
-            }
-        }
-        out.into()
+        let list = match self.store().await {
+            Some(s) => s.dead_list().await.ok(),
+            None => None,
+        };
+        list.unwrap_or_else(|| js_sys::Array::new().into())
     }
 
     pub async fn discard(&self, keys: &[String]) -> u32 {
@@ -895,27 +935,13 @@ impl Inner {
             return 0;
         };
         let now = sys::now_ms();
-        let revive: Vec<Record> = s
-            .load_dead()
+        // A fresh window: the caller chose to resend them (see the README on expired letters).
+        let min_created = now - this.opts.queue_policy.max_event_age_ms / 2.0;
+        let n = s
+            .revive_dead(keys.as_deref(), now, min_created)
             .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|d| d.code != "corrupt_record")
-            .filter(|d| keys.as_ref().map_or(true, |k| k.contains(&d.record.key)))
-            .map(|d| {
-                let mut r = d.record;
-                r.attempts = 0;
-                r.next_at = now;
-                r.last_error = None;
-                // A fresh window: the caller chose to resend it.
-                r.created_at = r
-                    .created_at
-                    .max(now - this.opts.queue_policy.max_event_age_ms / 2.0);
-                r
-            })
-            .collect();
-        let n = revive.len() as u32;
-        if s.revive(&revive).await.is_ok() && n > 0 {
+            .unwrap_or(0);
+        if n > 0 {
             Inner::schedule(this, now);
         }
         n

@@ -161,6 +161,13 @@ impl Store {
         self.write("put", self.records(recs)?).await
     }
 
+    /// Replaces records that are still stored (by key), ignoring those that are gone: for
+    /// writing back a record after an attempt without resurrecting one that another sender
+    /// delivered or set aside meanwhile. One transaction.
+    pub async fn update(&self, recs: &[Record]) -> Result<(), String> {
+        self.write("update", self.records(recs)?).await
+    }
+
     /// Deletes the records with these keys (missing ones are ignored), in one transaction.
     pub async fn delete(&self, keys: &[String]) -> Result<(), String> {
         self.write("del", keys.iter().map(|k| JsValue::from_str(k)).collect())
@@ -208,6 +215,11 @@ impl Store {
             .collect())
     }
 
+    /// The dead letters as `deadLetters()` shows them (plain objects made by the JS store).
+    pub async fn dead_list(&self) -> Result<JsValue, String> {
+        self.run("deadList", &JsValue::NULL).await
+    }
+
     /// Deletes dead letters by key, in one transaction; resolves with how many existed.
     pub async fn delete_dead(&self, keys: &[String]) -> Result<u32, String> {
         let keys: Array = keys.iter().map(|k| JsValue::from_str(k)).collect();
@@ -231,6 +243,33 @@ impl Store {
     /// Moves dead letters back into the queue as these records, in one transaction over both.
     pub async fn revive(&self, recs: &[Record]) -> Result<(), String> {
         self.write("revive", self.records(recs)?).await
+    }
+
+    /// Moves dead letters (all, or those with these keys) back into the queue as fresh records:
+    /// no attempts yet, due `now`, `created_at` at least `min_created`. Letters that are not a
+    /// whole record stay dead. Resolves with how many moved. One transaction.
+    pub async fn revive_dead(
+        &self,
+        keys: Option<&[String]>,
+        now: f64,
+        min_created: f64,
+    ) -> Result<u32, String> {
+        let arg = js_sys::Object::new();
+        let set = |k: &str, v: &JsValue| {
+            let _ = js_sys::Reflect::set(&arg, &JsValue::from_str(k), v);
+        };
+        set(
+            "keys",
+            &keys.map_or(JsValue::NULL, |k| {
+                k.iter()
+                    .map(|k| JsValue::from_str(k))
+                    .collect::<Array>()
+                    .into()
+            }),
+        );
+        set("now", &JsValue::from_f64(now));
+        set("minCreated", &JsValue::from_f64(min_created));
+        Ok(self.run("reviveDead", &arg).await?.as_f64().unwrap_or(0.0) as u32)
     }
 
     /// The highest `seq` in the queue or the dead letters (0 when both are empty), so a new

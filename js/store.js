@@ -139,6 +139,8 @@ class MemoryStore {
         return arg.reduce((n, k) => n + (d.delete(k) ? 1 : 0), 0);
       case "countDead":
         return d.size;
+      case "pending":
+        return { queued: q.size, deadLetters: d.size, storage: "memory" };
       case "moveToDead":
         for (const l of arg) {
           q.delete(l.key);
@@ -343,6 +345,12 @@ class IdbStore {
         });
       case "countDead":
         return this.tx([D], false, (d) => result(d.count()));
+      case "pending":
+        return this.tx([Q, D], false, (q, d) => {
+          const a = q.count();
+          const b = d.count();
+          return () => ({ queued: a.result, deadLetters: b.result, storage: "indexeddb" });
+        });
       case "moveToDead":
         return this.tx([Q, D], true, (q, d) =>
           arg.forEach((l) => {
@@ -420,4 +428,54 @@ export function deleteDatabase(name) {
       reject(describe("could not delete the database", req.error));
     };
   });
+}
+
+/**
+ * Runs `run()` (which returns a promise) only if no other tab is draining the queue `name`:
+ * the Web Locks API where there is one, else a short lease in localStorage (pages), else just
+ * runs it. Resolves `true` if it ran, `false` if another tab holds the queue.
+ */
+export async function exclusive(name, run) {
+  const locks = globalThis.navigator?.locks;
+  if (locks && typeof locks.request === "function") {
+    return locks.request(name, { ifAvailable: true }, async (lock) => (lock ? (await run(), true) : false));
+  }
+  let ls;
+  try {
+    ls = globalThis.localStorage;
+  } catch {}
+  if (!ls) return (await run(), true);
+  const key = `${name}:lease`;
+  const me = Math.random().toString(36).slice(2);
+  try {
+    const held = JSON.parse(ls.getItem(key) || "null");
+    if (held && held.until > Date.now()) return false;
+    ls.setItem(key, JSON.stringify({ owner: me, until: Date.now() + 30000 }));
+  } catch {
+    return (await run(), true);
+  }
+  try {
+    await run();
+  } finally {
+    try {
+      if (JSON.parse(ls.getItem(key) || "null")?.owner === me) ls.removeItem(key);
+    } catch {}
+  }
+  return true;
+}
+
+/**
+ * A BroadcastChannel for the queue `name`: `post()` tells the other tabs an event was queued;
+ * `onMessage()` runs when another tab says so. `null` where there is none (Node, Workers).
+ */
+export function openChannel(name, onMessage) {
+  if (typeof BroadcastChannel !== "function") return null;
+  try {
+    const bc = new BroadcastChannel(name);
+    bc.onmessage = () => onMessage();
+    bc.unref?.(); // Node: an open channel must not keep the process alive
+    return { post: () => bc.postMessage(1), close: () => bc.close() };
+  } catch {
+    return null;
+  }
 }

@@ -15,12 +15,14 @@
 //!   an outage, the device offline;
 //! * a durable store shared by one or two tabs (a queue and dead letters that survive reloads),
 //!   with the Web Locks `ifAvailable` lock so only one tab drains at a time;
-//! * trackers ("tabs") that mirror `engine.rs` as of b905916: `track()` (store first, then send
+//! * trackers ("tabs") that mirror `engine.rs` as of 307d37b: `track()` (store first, then send
 //!   in real time with in-call retries; the record leased for 60 s), `make_room`, the drain
 //!   (8 passes, batch or single, bisection of a refused batch, resend without timestamp after a
 //!   future-timestamp refusal, reschedule, expiry; the first pass forced — backoff ignored —
 //!   when started by `online`, a page opening or `flush()`; a drain that finds the lock taken
-//!   looks again 2 s later), `schedule()`'s single timer, reloads (in-flight replies lost,
+//!   looks again 2 s later; records this tab is sending planned as busy, `next_at = +∞`; a
+//!   `Retry-After` holding every drain; `batch_track` requests 110 ms apart), `busy()`,
+//!   write-backs with `store.update`, `schedule()`'s single timer, reloads (in-flight replies lost,
 //!   requests already sent still reach the server), `flush()` joining a running drain, and
 //!   `retryDeadLetters()`.
 //!
@@ -48,7 +50,7 @@
 //! namespace, `discard()`, `pagehide`/`visibilitychange` (used only to unstick the final
 //! settle), awaits inside `track()`/`make_room`/a drain pass (each is one atomic step here;
 //! only the network round trips interleave), clock jumps on the client, asynchronous batch
-//! recording, the batch rate limit (modelled only as 429) and caller-given timestamps.
+//! recording, the server's own rate limit (modelled only as 429) and caller-given timestamps.
 
 #![cfg(not(target_arch = "wasm32"))]
 // Test code (as in tests/suite/*.rs): helpers outside `#[test]` fns are not covered by
@@ -80,6 +82,8 @@ const T0: f64 = 1_800_000_000_000.0;
 const GOOD_FEATURE: &str = "api_calls";
 const POISON_FEATURE: &str = "no_such_feature";
 const TIMEOUT_MS: f64 = 5_000.0;
+/// `engine.rs`: least time between two `batch_track` requests of a tab.
+const BATCH_SPACING_MS: f64 = 110.0;
 /// Most events a generated run tracks.
 const MAX_EVENTS: usize = 50;
 
@@ -476,6 +480,19 @@ impl Store {
             self.queue.insert(r.key.clone(), r.clone());
         }
     }
+    /// `store.update`: put only the records still stored (307d37b), so a stale copy cannot
+    /// bring back one delivered or set aside meanwhile. Returns the keys it skipped.
+    fn update(&mut self, recs: &[Record]) -> Vec<String> {
+        let mut skipped = Vec::new();
+        for r in recs {
+            if let Some(slot) = self.queue.get_mut(&r.key) {
+                *slot = r.clone();
+            } else {
+                skipped.push(r.key.clone());
+            }
+        }
+        skipped
+    }
     fn delete(&mut self, keys: &[String]) {
         for k in keys {
             self.queue.remove(k);
@@ -527,10 +544,13 @@ enum SentKind {
     Single { with_ts: bool },
 }
 
-/// A request of the drain awaiting its reply.
+/// A request of the drain awaiting its reply (or, for a batch, asleep until `due` to keep
+/// 110 ms between `batch_track` requests, then sent).
 struct Flight {
     due: f64,
-    reply: Reply,
+    /// `None`: not sent yet (the batch spacing); `body` goes out at `due`.
+    reply: Option<Reply>,
+    body: String,
     sent: SentKind,
 }
 
@@ -546,8 +566,6 @@ struct Job {
     singles: Vec<Record>,
     si: usize,
     flight: Option<Flight>,
-    /// Records this pass left out of its plan because this tab was sending them in real time.
-    left_out: Vec<String>,
     /// The first pass ignores backoff (`plan_with(…, force)`).
     force: bool,
 }
@@ -556,7 +574,16 @@ struct Tab {
     alive: bool,
     clock: Clock,
     seq: f64,
+    /// `State::in_flight`: keys this tab is sending right now, by `track()` or by its drain
+    /// (`busy()`, 307d37b).
     in_flight: Vec<String>,
+    /// `State::hold_until`: a `Retry-After` holds every drain of this tab until then.
+    hold_until: f64,
+    /// `State::last_batch_at`: when the last `batch_track` request left.
+    last_batch_at: f64,
+    /// Records the last planned pass held behind a record this tab was sending (`next_at`
+    /// +∞): only a later drain sends them.
+    held_behind: Vec<String>,
     timer: Option<Timer>,
     drain: Option<Job>,
     /// `flush()` calls waiting for the running drain (each with its `force`): the first then
@@ -601,9 +628,6 @@ struct Tracked {
     dead_in_flight: bool,
     /// Put back in the queue by `retryDeadLetters`.
     revived: bool,
-    /// Written back to the queue (by `queued()` or `reschedule()`, from a stale copy) after
-    /// something else had removed it.
-    resurrected: bool,
     /// A drain sent it while a tab was still sending it in real time (in-call retries outlasted
     /// the 60 s lease).
     lease_overrun: bool,
@@ -677,11 +701,18 @@ enum Kind {
     PoisonRecorded,
     /// The drain delivered an event while an older one (by seq) of its customer was pending.
     DrainOrder,
-    /// … because the older one was being sent in real time by the draining tab, and the drain
-    /// leaves such records out of its plan entirely (so they hold nothing back).
+    /// … because the older one was being sent by the draining tab. Until 307d37b the drain
+    /// left such records out of its plan entirely (so they held nothing back); now they stay
+    /// in it as busy (`next_at = +∞`) and hold their customer: fixed, no longer tolerated.
     DrainSkipsInFlight,
-    /// … because the older one was tracked later in another tab whose `seq` counter was behind.
+    /// … because the older one was tracked later in another tab, yet has a lower `seq`. Until
+    /// 307d37b each tab counted on its own; now `seq = max(prev + 1, now)`, which still lets a
+    /// tab that tracks faster than one event a millisecond run ahead of the clock: an event
+    /// another tab tracks during that run-ahead sorts before the burst's later events.
     SeqInversion,
+    /// … the same, with equal `seq`s: two tabs tracked the customer in the same millisecond
+    /// (or one within the other's run-ahead) and the keys' order decided.
+    SeqTie,
     /// Records left in the queue with nothing scheduled to send them in any open tab, because
     /// the tab that last took charge of them (queued, rescheduled, revived or planned them)
     /// closed, and nothing tells the other tabs. Only a new page or an `online`, `pagehide` or
@@ -691,27 +722,35 @@ enum Kind {
     Stranded,
     /// Records left with nothing scheduled while the tab in charge of them is still open.
     StrandedOwnerOpen,
+    /// … because the last drain pass held them behind a record of their customer that this
+    /// tab's `track()` was sending (`next_at = +∞`, 307d37b), and nothing schedules a drain
+    /// when that send then settles as delivered, duplicate or refused (only a failure's
+    /// `queued()` does). Introduced by the fix for `DrainSkipsInFlight`.
+    HeldBehindSend,
     /// Records left in the queue even after every tab got `visibilitychange`.
     NotEmpty,
     /// An event neither recorded, nor a dead letter, nor refused to its caller.
     Lost,
     /// Set aside (evicted or expired) while a request carrying it was on its way, which then
-    /// succeeded: the dead letter says "not delivered" but the client was told it was.
+    /// succeeded: the dead letter says "not delivered" but the client was told it was. Since
+    /// 307d37b `make_room` skips this tab's busy keys and leased records, but not what a drain
+    /// planned and has not sent yet, nor what another tab's drain is sending. Still open.
     DeadWhileInFlight,
-    /// A dead letter for an event the client had already seen delivered.
+    /// A dead letter for an event the client had already seen delivered. (Until 307d37b
+    /// also because a stale copy was written back to the queue after its delivery — `queued()`
+    /// after the lease ran out and another tab delivered it, or `reschedule()` — then expired
+    /// or was evicted; write-backs are now `store.update`: see `Store::update`.)
     DeadAfterConfirmed,
-    /// … because a stale copy was written back to the queue after its delivery (`queued()`
-    /// after the lease ran out and another tab delivered it, or `reschedule()`), then expired
-    /// or was evicted.
-    Resurrected,
     /// Both a dead letter and a refusal to the caller (reported twice).
     TwiceReported,
     /// `track()`'s in-call retries (Retry-After up to 60 s, `maxRetries` times) outlasted the
-    /// 60 s lease: a drain sent the event too, and the two disagree (refused to the caller
-    /// and dead-lettered; or written back after delivery, then expired or evicted).
+    /// 60 s lease: a drain sent the event too, and the two disagree (a poison event refused
+    /// to the caller and dead-lettered; until 307d37b's `store.update` also a good one
+    /// written back after delivery, then expired or evicted). Still open.
     LeaseOverrun,
     /// The same two-senders disagreement, because a forced drain (`online`, a page opening,
-    /// `flush()`: `plan_with(…, force)`) ignores the lease of another tab's real-time send.
+    /// `flush()`: `plan_with(…, force)`) ignored the lease of another tab's real-time send.
+    /// Fixed in 307d37b (a forced plan keeps leases): no longer tolerated.
     ForcedPastLease,
     /// Recorded and also a dead letter whose code says the server refused it.
     RecordedAndRefused,
@@ -724,14 +763,14 @@ type Violation = (Kind, String);
 /// Known bugs of the engine's logic, reported to the lead with a deterministic repro below;
 /// the property tolerates exactly these signatures until the fix is mirrored here.
 const KNOWN: &[Kind] = &[
+    Kind::HeldBehindSend,
     Kind::DeadWhileInFlight,
-    Kind::DrainSkipsInFlight,
     Kind::Stranded,
     Kind::SeqInversion,
+    Kind::SeqTie,
     Kind::DoubleAfterRevive,
     Kind::DoubleAfterReviveUnanswered,
     Kind::LeaseOverrun,
-    Kind::ForcedPastLease,
 ];
 
 enum Due {
@@ -743,7 +782,7 @@ enum Due {
 thread_local! {
     /// Coverage counters across all generated cases of this thread (printed with
     /// `--nocapture`).
-    static STATS: std::cell::RefCell<[u64; 14]> = const { std::cell::RefCell::new([0; 14]) };
+    static STATS: std::cell::RefCell<[u64; 17]> = const { std::cell::RefCell::new([0; 17]) };
 }
 const ST_CASES: usize = 0;
 const ST_EVENTS: usize = 1;
@@ -759,7 +798,10 @@ const ST_409: usize = 10;
 const ST_NO_TS: usize = 11;
 const ST_AMBIGUOUS: usize = 12;
 const ST_RT_OVERTAKE: usize = 13;
-const ST_NAMES: [&str; 14] = [
+const ST_STALE_SKIPPED: usize = 14;
+const ST_HELD_RETRY_AFTER: usize = 15;
+const ST_BATCH_SPACED: usize = 16;
+const ST_NAMES: [&str; 17] = [
     "cases",
     "events",
     "recorded real-time",
@@ -774,6 +816,9 @@ const ST_NAMES: [&str; 14] = [
     "resent without timestamp",
     "recorded but expired/evicted without an answer (ambiguous)",
     "real-time deliveries ahead of an older pending event of the customer",
+    "stale write-backs skipped (store.update)",
+    "drains held by Retry-After",
+    "batch requests delayed for the 110 ms spacing",
 ];
 
 fn bump(i: usize) {
@@ -863,6 +908,9 @@ impl Sim {
             clock: Clock::default(),
             seq: self.store.max_seq(),
             in_flight: Vec::new(),
+            hold_until: 0.0,
+            last_batch_at: 0.0,
+            held_behind: Vec::new(),
             timer: None,
             drain: None,
             waiting: Vec::new(),
@@ -1014,25 +1062,29 @@ impl Sim {
             .collect();
         if r.via != Via::RealTime && !ev.revived {
             // Tracked before this one, same customer, but delivered by a drain before it
-            // because its seq was lower: the seq counters of two tabs disagree.
+            // because its seq was lower (or equal, and its key lower): two tabs' seqs disagree.
             let at = self
                 .server
                 .recorded
                 .iter()
                 .rposition(|x| x.key == key)
                 .unwrap_or(0);
-            let ahead: Vec<String> = self.server.recorded[..at]
+            let ahead: Vec<(String, f64)> = self.server.recorded[..at]
                 .iter()
                 .filter(|x| x.via != Via::RealTime)
                 .filter_map(|x| self.ledger.get(&x.key).map(|e| (x.key.clone(), e)))
                 .filter(|(_, e)| {
                     e.customer == ev.customer && !e.revived && e.order > ev.order && e.seq <= ev.seq
                 })
-                .map(|(k, _)| short(&k))
+                .map(|(k, e)| (short(&k), e.seq))
                 .collect();
             if !ahead.is_empty() {
                 self.violations.push((
-                    Kind::SeqInversion,
+                    if ahead.iter().any(|&(_, s)| s < ev.seq) {
+                        Kind::SeqInversion
+                    } else {
+                        Kind::SeqTie
+                    },
                     format!(
                         "drain delivered {ahead:?} (tracked later) before {} (customer {}, seq {}, tab {})",
                         short(key),
@@ -1052,13 +1104,12 @@ impl Sim {
             for (k, e) in older {
                 let kind = if e.order > ev.order {
                     // Tracked after this one, yet given a lower seq (another tab's counter).
-                    Kind::SeqInversion
-                } else if self.tabs[tab].in_flight.contains(&k)
-                    || self.tabs[tab]
-                        .drain
-                        .as_ref()
-                        .is_some_and(|j| j.left_out.contains(&k))
-                {
+                    if e.seq < ev.seq {
+                        Kind::SeqInversion
+                    } else {
+                        Kind::SeqTie
+                    }
+                } else if self.tabs[tab].in_flight.contains(&k) {
                     Kind::DrainSkipsInFlight
                 } else {
                     Kind::DrainOrder
@@ -1109,9 +1160,10 @@ impl Sim {
         r10[..8].copy_from_slice(&rand);
         r10[8..].copy_from_slice(&extra[..2]);
         let ev: Event = parse_input(&input, 64 * 1024, || uuid_v7(now as u64, r10)).unwrap();
+        // Time-based (307d37b): `max(prev + 1, now)`.
         let seq = {
             let tab = &mut self.tabs[t];
-            tab.seq += 1.0;
+            tab.seq = (tab.seq + 1.0).max(now);
             tab.seq
         };
         let mut rec = queue::new_record(&ev, seq, now);
@@ -1129,7 +1181,6 @@ impl Sim {
                 acked: false,
                 dead_in_flight: false,
                 revived: false,
-                resurrected: false,
                 lease_overrun: false,
                 forced_overrun: false,
                 owner: t,
@@ -1141,7 +1192,7 @@ impl Sim {
             short(&rec.key),
             if poison { " POISON" } else { "" }
         ));
-        self.make_room(1);
+        self.make_room(t, 1);
         self.store.put(std::slice::from_ref(&rec));
         if !self.online {
             rec.next_at = now;
@@ -1161,23 +1212,23 @@ impl Sim {
         });
     }
 
-    /// A write-back of stale copies: notes those whose record had been removed meanwhile.
+    /// A write-back after an attempt: `store.update` (307d37b), so the copies of records
+    /// removed meanwhile (delivered or set aside by another sender) are dropped, not written.
     fn put_back(&mut self, t: usize, recs: &[Record], who: &str) {
         for r in recs {
-            if let Some(e) = self.ledger.get_mut(&r.key) {
-                e.owner = t;
-            }
-            if !self.store.queue.contains_key(&r.key) {
-                self.log(format!(
-                    "{who} writes back {} after it was removed",
-                    short(&r.key)
-                ));
+            if self.store.queue.contains_key(&r.key) {
                 if let Some(e) = self.ledger.get_mut(&r.key) {
-                    e.resurrected = true;
+                    e.owner = t;
                 }
             }
         }
-        self.store.put(recs);
+        for k in self.store.update(recs) {
+            bump(ST_STALE_SKIPPED);
+            self.log(format!(
+                "{who}: {} was removed meanwhile, its stale copy not written back",
+                short(&k)
+            ));
+        }
     }
 
     /// `Inner::queued`.
@@ -1229,8 +1280,6 @@ impl Sim {
                             Kind::DeadWhileInFlight
                         } else if let Some(k) = overrun(e) {
                             k
-                        } else if e.resurrected {
-                            Kind::Resurrected
                         } else {
                             Kind::DeadAfterConfirmed
                         },
@@ -1246,17 +1295,20 @@ impl Sim {
         self.store.move_to_dead(d);
     }
 
-    /// `Inner::make_room`.
-    fn make_room(&mut self, incoming: usize) {
+    /// `Inner::make_room` in tab `t`: never what this tab is sending, nor a record leased by
+    /// any tab's `track()` (`attempts == 0 && next_at > now`).
+    fn make_room(&mut self, t: usize, incoming: usize) {
         let excess = queue::overflow(self.store.queue.len(), incoming, &self.policy);
         if excess == 0 {
             return;
         }
         let now = self.now;
+        let busy = self.tabs[t].in_flight.clone();
         let d: Vec<DeadLetter> = self
             .store
             .load()
             .into_iter()
+            .filter(|r| !(busy.contains(&r.key) || r.attempts == 0 && r.next_at > now))
             .take(excess)
             .map(|r| dead(r, "queue_full", None, now))
             .collect();
@@ -1418,15 +1470,34 @@ impl Sim {
             self.end_job(t);
             return false;
         }
+        let hold = self.tabs[t].hold_until;
+        if hold > self.now {
+            // "The server said when to come back; even a forced drain waits for it."
+            bump(ST_HELD_RETRY_AFTER);
+            self.log(format!(
+                "tab {t} drain held by Retry-After until +{}",
+                hold - T0
+            ));
+            self.schedule(t, hold);
+            self.end_job(t);
+            return false;
+        }
         let now = self.now;
-        let (records, left_out): (Vec<Record>, Vec<Record>) = {
-            let in_flight = &self.tabs[t].in_flight;
-            self.store
-                .load()
-                .into_iter()
-                .partition(|r| !in_flight.contains(&r.key))
-        };
-        self.job(t).left_out = left_out.into_iter().map(|r| r.key).collect();
+        let mut records = self.store.load();
+        // Records this tab is sending (its `track()` calls; its drain sends nothing between
+        // passes) stay in the plan as busy: `attempts = 0, next_at = +∞`.
+        let mut busy_customers: Vec<String> = Vec::new();
+        let mut held_behind: Vec<String> = Vec::new();
+        for r in &mut records {
+            if self.tabs[t].in_flight.contains(&r.key) {
+                r.attempts = 0;
+                r.next_at = f64::INFINITY;
+                busy_customers.push(r.customer.clone());
+            } else if busy_customers.contains(&r.customer) {
+                held_behind.push(r.key.clone());
+            }
+        }
+        self.tabs[t].held_behind = held_behind;
         for r in &records {
             if let Some(e) = self.ledger.get_mut(&r.key) {
                 e.owner = t;
@@ -1443,6 +1514,13 @@ impl Sim {
             self.set_aside(d);
         }
         if plan.send.is_empty() {
+            if !self.tabs[t].held_behind.is_empty() {
+                let held: Vec<String> = self.tabs[t].held_behind.iter().map(|k| short(k)).collect();
+                self.log(format!(
+                    "tab {t} drain: nothing due; {held:?} held behind this tab's track(), wake_at {:?}",
+                    plan.wake_at.map(|w| w - T0)
+                ));
+            }
             if let Some(at) = plan.wake_at {
                 self.schedule(t, at);
             }
@@ -1477,10 +1555,8 @@ impl Sim {
     fn note_overrun(&mut self, keys: &[String], leased: Option<&[f64]>) {
         let now = self.now;
         for (i, k) in keys.iter().enumerate() {
-            let busy = self
-                .tabs
-                .iter()
-                .any(|tab| tab.alive && tab.in_flight.contains(k));
+            // (`in_flight` now also holds the drains' own sends: ask the `track()` calls.)
+            let busy = self.calls.iter().any(|c| c.rec.key == *k);
             if !busy {
                 continue;
             }
@@ -1507,18 +1583,51 @@ impl Sim {
         }
     }
 
+    /// `send_batches`' request: at least 110 ms after the previous one (the body is built
+    /// with the time and clock from before the wait, as there).
     fn send_batch(&mut self, t: usize, chunk: Vec<Record>) {
-        let keys: Vec<String> = chunk.iter().map(|r| r.key.clone()).collect();
-        self.note_overrun(&keys, None);
         let clock = self.tabs[t].clock;
         let body = queue::batch_body(chunk.iter(), &clock, self.now);
+        let wait = self.tabs[t].last_batch_at + BATCH_SPACING_MS - self.now;
+        if wait > 0.0 {
+            bump(ST_BATCH_SPACED);
+            let due = self.now + wait.trunc();
+            self.job(t).flight = Some(Flight {
+                due,
+                reply: None,
+                body,
+                sent: SentKind::Batch(chunk),
+            });
+            return;
+        }
+        self.batch_request(t, chunk, body);
+    }
+
+    fn batch_request(&mut self, t: usize, chunk: Vec<Record>, body: String) {
+        self.tabs[t].last_batch_at = self.now;
+        let keys: Vec<String> = chunk.iter().map(|r| r.key.clone()).collect();
+        self.note_overrun(&keys, None);
+        self.busy(t, &keys, true);
         let (reply, latency) = self.send(t, true, &body, Via::DrainBatch);
         let due = self.now + latency;
         self.job(t).flight = Some(Flight {
             due,
-            reply,
+            reply: Some(reply),
+            body,
             sent: SentKind::Batch(chunk),
         });
+    }
+
+    /// `Inner::busy`: marks `keys` as being sent by this tab (or no longer).
+    fn busy(&mut self, t: usize, keys: &[String], on: bool) {
+        let in_flight = &mut self.tabs[t].in_flight;
+        for k in keys {
+            if on {
+                in_flight.push(k.clone());
+            } else if let Some(i) = in_flight.iter().position(|x| x == k) {
+                in_flight.swap_remove(i);
+            }
+        }
     }
 
     fn send_single(&mut self, t: usize, with_ts: bool) {
@@ -1526,12 +1635,17 @@ impl Sim {
         let job = self.job(t);
         let rec = job.singles[job.si].clone();
         self.note_overrun(std::slice::from_ref(&rec.key), None);
+        if with_ts {
+            // (The resend without a timestamp is inside the same `busy` span.)
+            self.busy(t, std::slice::from_ref(&rec.key), true);
+        }
         let body = queue::body_for(&rec, &clock, self.now, with_ts);
         let (reply, latency) = self.send(t, false, &body, Via::DrainSingle);
         let due = self.now + latency;
         self.job(t).flight = Some(Flight {
             due,
-            reply,
+            reply: Some(reply),
+            body,
             sent: SentKind::Single { with_ts },
         });
     }
@@ -1539,9 +1653,23 @@ impl Sim {
     /// A reply to the drain's request arrives.
     fn step_drain(&mut self, t: usize) {
         let flight = self.job(t).flight.take().unwrap();
-        self.log(format!("tab {t} drain reply {}", flight.reply.short()));
-        self.observe(t, &flight.reply);
-        let reply = flight.reply;
+        let Some(reply) = flight.reply else {
+            // The batch spacing is over: send it now.
+            let SentKind::Batch(chunk) = flight.sent else {
+                unreachable!("only batches wait")
+            };
+            self.batch_request(t, chunk, flight.body);
+            return;
+        };
+        self.log(format!("tab {t} drain reply {}", reply.short()));
+        match &flight.sent {
+            SentKind::Batch(chunk) => {
+                let keys: Vec<String> = chunk.iter().map(|r| r.key.clone()).collect();
+                self.busy(t, &keys, false);
+            }
+            SentKind::Single { .. } => {}
+        }
+        self.observe(t, &reply);
         match flight.sent {
             SentKind::Batch(chunk) => match &reply {
                 Reply::Answer { status, .. } if (200..300).contains(status) => {
@@ -1585,6 +1713,7 @@ impl Sim {
                         return;
                     }
                 }
+                self.busy(t, std::slice::from_ref(&rec.key), false);
                 let now = self.now;
                 let r = self.rng.unit();
                 let attempts = rec.attempts.saturating_add(1);
@@ -1631,6 +1760,16 @@ impl Sim {
     fn reschedule(&mut self, t: usize, mut recs: Vec<Record>, reply: &Reply) {
         let outcome = reply.outcome();
         let now = self.now;
+        if let Reply::Answer {
+            retry_after: Some(h),
+            ..
+        } = reply
+        {
+            if let Some(ms) = retry::parse_retry_after(h, now) {
+                let tab = &mut self.tabs[t];
+                tab.hold_until = tab.hold_until.max(now + ms.min(3_600_000) as f64);
+            }
+        }
         let mut earliest = f64::INFINITY;
         for r in &mut recs {
             r.attempts = r.attempts.saturating_add(1);
@@ -1828,9 +1967,12 @@ impl Sim {
             for r in self.store.queue.values() {
                 let owner = self.ledger.get(&r.key).map(|e| e.owner);
                 let open = owner.is_some_and(|t| self.tabs[t].alive);
+                let held = owner.is_some_and(|t| self.tabs[t].held_behind.contains(&r.key));
                 stranded.push((
                     if !open {
                         Kind::Stranded
+                    } else if held {
+                        Kind::HeldBehindSend
                     } else {
                         Kind::StrandedOwnerOpen
                     },
@@ -1938,8 +2080,6 @@ impl Sim {
                     Some(code) if e.acked => v.push((
                         if let Some(k) = overrun(e) {
                             k
-                        } else if e.resurrected {
-                            Kind::Resurrected
                         } else {
                             Kind::DeadAfterConfirmed
                         },
@@ -2103,6 +2243,14 @@ fn queue_delivers_each_event_exactly_once_or_sets_it_aside() {
         max_shrink_iters: 4096,
         ..Config::default()
     };
+    // QUEUE_MODEL_STRICT=DeadWhileInFlight,SeqInversion: stop tolerating those known
+    // signatures, to get a shrunk repro of each.
+    let strict = std::env::var("QUEUE_MODEL_STRICT").unwrap_or_default();
+    let tolerated: Vec<Kind> = KNOWN
+        .iter()
+        .copied()
+        .filter(|k| !strict.split(',').any(|s| s.trim() == format!("{k:?}")))
+        .collect();
     let mut runner = TestRunner::new(config);
     let strategy = (cfg(), prop::collection::vec(op(), 1..60));
     let result = runner.run(&strategy, |(cfg, ops)| {
@@ -2116,7 +2264,7 @@ fn queue_delivers_each_event_exactly_once_or_sets_it_aside() {
         }
         let v: Vec<Violation> = all
             .into_iter()
-            .filter(|(k, _)| !KNOWN.contains(k))
+            .filter(|(k, _)| !tolerated.contains(k))
             .collect();
         prop_assert!(v.is_empty(), "{}\nops: {:?}", sim.report(&v), ops);
         Ok(())
@@ -2372,28 +2520,54 @@ fn every_fault_kind_ends_recorded_once() {
 // (`cargo test --test queue_model -- --ignored`). Each is also a signature in `KNOWN`.
 
 #[test]
-#[ignore = "known bug: make_room evicts records being sent (see KNOWN: DeadWhileInFlight)"]
 fn eviction_never_dead_letters_an_event_that_is_being_delivered() {
-    // maxQueueSize 2, three tracks while online: the third's make_room() evicts the first
-    // record — whose real-time send is in flight and then succeeds. The event is recorded
-    // and the caller told "delivered", yet it sits in the dead letters as queue_full.
+    // maxQueueSize 2, three tracks while online: the third's make_room() used to evict the
+    // first record — whose real-time send is in flight and then succeeds: recorded, the
+    // caller told "delivered", yet a queue_full dead letter. (Fixed in 307d37b: make_room
+    // skips this tab's in-flight keys and leased records; the queue briefly holds 3.)
     let mut sim = Sim::new(Cfg {
         max_queue_size: 2,
         ..Cfg::default()
     });
     let v = sim.run(&[track(0, 0), track(0, 0), track(0, 0)]);
-    let k = &sim.keys()[0];
-    assert_eq!(sim.times_recorded(k), 1);
-    assert_eq!(sim.ledger[k].caller, Caller::Delivered);
-    assert_eq!(sim.dead_code(k), None, "{}", sim.report(&v));
+    assert!(v.is_empty(), "{}", sim.report(&v));
+    for k in sim.keys() {
+        assert_eq!(sim.times_recorded(&k), 1);
+        assert_eq!(sim.ledger[&k].caller, Caller::Delivered);
+        assert_eq!(sim.dead_code(&k), None, "{}", sim.report(&v));
+    }
 }
 
 #[test]
-#[ignore = "known bug: follows from DeadWhileInFlight (see KNOWN: DoubleAfterRevive)"]
+#[ignore = "known bug (307d37b): make_room may evict what a drain planned and has not sent yet (see KNOWN: DeadWhileInFlight)"]
+fn eviction_never_dead_letters_an_event_a_drain_is_about_to_send() {
+    use Op::*;
+    // maxQueueSize 2. Offline, e0 and e1 are queued; back online the drain plans [e0, e1]
+    // and sends e0 (busy). A track() meanwhile (e2) makes room: e0 is busy, but e1 — in the
+    // drain's plan, not yet sent, neither busy nor leased — is set aside as queue_full. The
+    // drain then sends its copy of e1: recorded, "delivered", and a dead letter. (In Batch
+    // mode the same for later chunks, or a chunk waiting out the 110 ms spacing; and any
+    // other tab's make_room may evict whatever this tab's drain is sending: `in_flight` is
+    // per tab.)
+    let mut sim = Sim::new(Cfg {
+        max_queue_size: 2,
+        drain: DrainMode::Single,
+        ..Cfg::default()
+    });
+    let v = sim.run(&[Offline, track(0, 0), track(0, 0), Online, track(0, 0)]);
+    assert!(
+        !Sim::kinds(&v).contains(&Kind::DeadWhileInFlight),
+        "{}",
+        sim.report(&v)
+    );
+}
+
+#[test]
 fn retrying_dead_letters_never_counts_an_event_twice() {
     use Op::*;
     // The same wrong queue_full dead letter, retried as the README invites, a day later:
-    // Autumn's key has lapsed and the event is counted twice.
+    // Autumn's key had lapsed and the event was counted twice. (No such dead letter since
+    // 307d37b; `DoubleAfterRevive` remains reachable through the eviction above.)
     let mut sim = Sim::new(Cfg {
         max_queue_size: 2,
         ..Cfg::default()
@@ -2405,25 +2579,47 @@ fn retrying_dead_letters_never_counts_an_event_twice() {
         Advance(25 * 3_600_000),
         RetryDeadLetters(0),
     ]);
-    let k = &sim.keys()[0];
-    assert_eq!(sim.times_recorded(k), 1, "{}", sim.report(&v));
+    assert!(v.is_empty(), "{}", sim.report(&v));
+    for k in sim.keys() {
+        assert_eq!(sim.times_recorded(&k), 1, "{}", sim.report(&v));
+        assert_eq!(sim.dead_code(&k), None);
+    }
 }
 
 #[test]
-#[ignore = "known bug: the drain leaves in-flight records out of its plan (see KNOWN: DrainSkipsInFlight)"]
 fn the_drain_keeps_a_customer_behind_its_event_in_flight() {
     use Op::*;
     // e0's real-time send is in flight (it will fail); e1, same customer, is queued offline.
-    // Back online, the drain plans without e0 (it is in `in_flight`), so nothing holds the
-    // customer and e1 is delivered first.
+    // Back online, the drain used to plan without e0 (it is in `in_flight`), so nothing held
+    // the customer and e1 was delivered first. (Fixed in 307d37b: e0 stays in the plan as
+    // busy and holds c0; its failure's queued() schedules the drain that sends both.)
     let mut sim = Sim::new(Cfg::default());
     let v = sim.run(&[Server(Mode::Outage), track(0, 0), Offline, track(0, 0)]);
+    assert!(v.is_empty(), "{}", sim.report(&v));
     let k = sim.keys();
     assert_eq!(sim.recorded_keys(), k, "{}", sim.report(&v));
 }
 
 #[test]
-#[ignore = "known gap: real-time track() does not wait behind the customer's backlog (README: order is kept per customer)"]
+#[ignore = "known bug (307d37b): records held behind a real-time send wait for the next trigger (see KNOWN: HeldBehindSend)"]
+fn records_held_behind_a_real_time_send_are_sent_when_it_settles() {
+    use Op::*;
+    // e0 goes out in real time (delivered after a few ms); e1, same customer, is queued
+    // offline. Back online, the drain holds e1 behind e0 (busy: next_at = +∞, which sets no
+    // wake-up) and ends with nothing scheduled. e0 is then delivered — and track() schedules
+    // no drain on success: e1 waits for the next online/pagehide/visibilitychange, timer or
+    // page, although its tab is open and online.
+    let mut sim = Sim::new(Cfg::default());
+    let v = sim.run(&[track(0, 0), Offline, track(0, 0)]);
+    assert!(
+        !Sim::kinds(&v).contains(&Kind::HeldBehindSend),
+        "{}",
+        sim.report(&v)
+    );
+}
+
+#[test]
+#[ignore = "documented: real-time sends are not ordered behind queued events"]
 fn a_real_time_event_waits_behind_the_customers_backlog() {
     use Op::*;
     // e0 gets a 503 and backs off (queued); e1, same customer, is tracked 100 ms later and
@@ -2469,13 +2665,13 @@ fn a_refused_event_is_reported_once() {
 }
 
 #[test]
-#[ignore = "known bug: in-call retries outlast the 60 s lease, then queued() writes back a delivered event (see KNOWN: LeaseOverrun)"]
 fn a_delivered_event_is_never_written_back_to_the_queue() {
     use Op::*;
     // As above with a good event: tab 1's drain delivers it at 61 s (deleted). Tab 0's last
-    // in-call retry then meets an outage, and `queued()` puts the stale copy back. Offline
-    // for a day, it expires: a dead letter for an event Autumn has — and retrying that dead
-    // letter counts it twice.
+    // in-call retry then meets an outage, and `queued()` used to put the stale copy back;
+    // offline for a day, it expired: a dead letter for an event Autumn has — and retrying
+    // that dead letter counted it twice. (Fixed in 307d37b: `store.update` skips it. The
+    // two senders still overlap: see `a_refused_event_is_reported_once`.)
     let mut sim = Sim::new(Cfg::default());
     let v = sim.run(&[
         OpenTab,
@@ -2492,12 +2688,20 @@ fn a_delivered_event_is_never_written_back_to_the_queue() {
         Advance(24 * 3_600_000),
     ]);
     let k = &sim.keys()[0];
+    assert!(
+        sim.trace
+            .iter()
+            .any(|l| l.contains("queued(): ") && l.contains("not written back")),
+        "the scenario no longer reaches the stale write-back\n{}",
+        sim.report(&v)
+    );
     assert_eq!(sim.times_recorded(k), 1);
     assert_eq!(sim.dead_code(k), None, "{}", sim.report(&v));
+    assert!(sim.store.queue.is_empty());
 }
 
 #[test]
-#[ignore = "known gap: a surviving tab is never told about another tab's records (see KNOWN: Stranded)"]
+#[ignore = "documented: a surviving tab learns of a closed tab's records only on online/pagehide/visibilitychange, its own timer or a new page (see KNOWN: Stranded)"]
 fn closing_a_tab_does_not_strand_its_events() {
     use Op::*;
     // Tab 0 tracks (the send is in flight, the record leased) and closes. Tab 1 already ran
@@ -2534,12 +2738,11 @@ fn a_drain_skipped_for_the_lock_still_happens() {
 }
 
 #[test]
-#[ignore = "known bug: each tab counts seq on its own (see KNOWN: SeqInversion)"]
 fn two_tabs_keep_a_customers_order() {
     use Op::*;
-    // Both tabs open on an empty store (seq 0). Offline, tab 0 tracks three events (seq 1, 2,
-    // 3), then tab 1 tracks one (seq 1 again). The replay goes by (seq, key): tab 1's event,
-    // tracked last, is delivered before tab 0's second and third.
+    // Both tabs open on an empty store (seq 0). Offline, tab 0 tracks three events a
+    // millisecond apart, then tab 1 tracks one. With a counter per tab, tab 1's event (seq 1
+    // again) was delivered before tab 0's second and third; seq is time-based since 307d37b.
     let mut sim = Sim::new(Cfg::default());
     let v = sim.run(&[
         OpenTab,
@@ -2553,11 +2756,28 @@ fn two_tabs_keep_a_customers_order() {
         track(1, 0),
         Online,
     ]);
+    assert!(v.is_empty(), "{}", sim.report(&v));
     assert_eq!(sim.recorded_keys(), sim.keys(), "{}", sim.report(&v));
 }
 
 #[test]
-#[ignore = "known hazard: retryDeadLetters resends an expired event that may have landed (see KNOWN: DoubleAfterReviveUnanswered)"]
+#[ignore = "known bug (307d37b): a tab tracking faster than 1/ms runs its seq ahead of the clock (see KNOWN: SeqInversion)"]
+fn two_tabs_keep_a_customers_order_within_a_millisecond() {
+    use Op::*;
+    // Offline, in one millisecond: tab 1 tracks e0 (c0, seq t) and e1 (c1, seq t + 1); then
+    // tab 0 tracks e2 (c1): seq max(0 + 1, t) = t, below e1's. The replay sends e2 before
+    // e1, which was tracked first. (With no burst, the same millisecond gives equal seqs and
+    // the keys decide: `SeqTie`.)
+    let mut sim = Sim::new(Cfg::default());
+    let v = sim.run(&[OpenTab, Offline, track(1, 0), track(1, 1), track(0, 1)]);
+    let k = sim.keys();
+    let recorded = sim.recorded_keys();
+    let pos = |key: &String| recorded.iter().position(|x| x == key);
+    assert!(pos(&k[1]) < pos(&k[2]), "{}", sim.report(&v));
+}
+
+#[test]
+#[ignore = "documented: retryDeadLetters() of an expired letter whose first attempt was recorded unanswered can count it twice past Autumn's 24 h (see KNOWN: DoubleAfterReviveUnanswered)"]
 fn retrying_an_expired_event_that_may_have_landed_never_counts_it_twice() {
     use Op::*;
     // The first send is recorded, its answer lost; the device then stays offline for a day
@@ -2580,14 +2800,13 @@ fn retrying_an_expired_event_that_may_have_landed_never_counts_it_twice() {
 }
 
 #[test]
-#[ignore = "known bug (991bd2f): a forced drain ignores another tab's lease (see KNOWN: ForcedPastLease)"]
 fn a_page_opening_does_not_resend_another_tabs_event_in_flight() {
     use Op::*;
     // Tab 0's track() of a poison event meets 429 Retry-After 50 and sleeps, its record leased
     // for 60 s. A second tab opens: its start-up drain is forced (`plan_with(…, true)`), which
-    // ignores next_at — the lease included — and sends the event at once: 404, dead letter.
-    // 50 s later tab 0's retry learns 404 too and rejects the caller: reported twice. (With a
-    // good event and a failure on one side, the delivered record is written back instead.)
+    // until 307d37b ignored next_at — the lease included — and sent the event at once: 404,
+    // dead letter; 50 s later tab 0's retry learned 404 too and rejected the caller: reported
+    // twice. A forced plan now keeps leases (`attempts == 0 && next_at > now`).
     let mut sim = Sim::new(Cfg::default());
     let v = sim.run(&[
         Server(Mode::Always(Fault::Http429Long)),
@@ -2595,9 +2814,80 @@ fn a_page_opening_does_not_resend_another_tabs_event_in_flight() {
         Server(Mode::Healthy),
         OpenTab,
     ]);
-    assert!(
-        !Sim::kinds(&v).contains(&Kind::ForcedPastLease),
-        "{}",
-        sim.report(&v)
+    assert!(v.is_empty(), "{}", sim.report(&v));
+    let k = &sim.keys()[0];
+    assert_eq!(
+        sim.ledger[k].caller,
+        Caller::Refused("feature_not_found".into())
     );
+    assert_eq!(sim.dead_code(k), None, "{}", sim.report(&v));
+}
+
+#[test]
+fn a_retry_after_holds_even_a_forced_drain() {
+    use Op::*;
+    // Queued offline; back online the drain meets 429 Retry-After 50: every drain of the tab
+    // waits 50 s, forced or not. flush() a second later, with the server healthy again,
+    // sends nothing; the event goes out once the 50 s are over.
+    for drain in [DrainMode::Batch, DrainMode::Single] {
+        let sim = run_clean(
+            Cfg {
+                drain,
+                ..Cfg::default()
+            },
+            &[
+                Offline,
+                track(0, 0),
+                Server(Mode::Always(Fault::Http429Long)),
+                Online,
+                Advance(1_000),
+                Server(Mode::Healthy),
+                Flush(0),
+                Advance(1_000),
+            ],
+        );
+        assert!(
+            sim.trace.iter().any(|l| l.contains("held by Retry-After")),
+            "{drain:?}"
+        );
+        let r = &sim.server.recorded;
+        assert_eq!(r.len(), 1, "{drain:?}");
+        assert!(
+            r[0].server_at >= T0 + 50_000.0,
+            "{drain:?}: {}",
+            r[0].server_at - T0
+        );
+    }
+}
+
+#[test]
+fn batch_requests_are_spaced_110_ms_apart() {
+    use Op::*;
+    // Ten events for ten customers, queued offline, replayed as batches of two: whatever the
+    // latencies, a tab's batch_track requests leave at least 110 ms apart.
+    for seed in 0..20 {
+        let mut ops = vec![Offline];
+        ops.extend((0..10).map(|c| track(0, c)));
+        ops.push(Online);
+        let sim = run_clean(
+            Cfg {
+                batch_size: 2,
+                seed,
+                ..Cfg::default()
+            },
+            &ops,
+        );
+        let mut at: Vec<f64> = sim
+            .server
+            .recorded
+            .iter()
+            .filter(|r| r.via == Via::DrainBatch)
+            .map(|r| r.server_at)
+            .collect();
+        at.dedup();
+        assert_eq!(at.len(), 5, "seed {seed}");
+        for w in at.windows(2) {
+            assert!(w[1] - w[0] >= BATCH_SPACING_MS, "seed {seed}: {at:?}");
+        }
+    }
 }

@@ -50,6 +50,13 @@ struct State {
     hold_until: f64,
     /// When the last `batch_track` request left: Autumn allows 10 a second.
     last_batch_at: f64,
+    /// The page is going away: replay with `keepalive` requests (within the browser's budget).
+    exiting: bool,
+    /// Tells other tabs when this one queues an event.
+    channel: Option<super::store::Channel>,
+    /// A drain held records back behind a real-time send of this tab: when a `track()` call
+    /// settles, drain again (nothing else would wake those records up).
+    recheck: bool,
 }
 
 /// Least time between two `batch_track` requests (Autumn: 10 per second per organisation).
@@ -68,6 +75,8 @@ pub struct Inner {
     // Kept alive while the tracker lives; dropped (and unregistered) by close().
     timer_cb: RefCell<Option<Closure<dyn FnMut()>>>,
     online_cb: RefCell<Option<Closure<dyn FnMut()>>>,
+    exit_cb: RefCell<Option<Closure<dyn FnMut()>>>,
+    remote_cb: RefCell<Option<Closure<dyn FnMut()>>>,
 }
 
 impl Inner {
@@ -89,10 +98,15 @@ impl Inner {
                 keepalive_bytes: 0,
                 hold_until: 0.0,
                 last_batch_at: 0.0,
+                exiting: false,
+                channel: None,
+                recheck: false,
             }),
             ready: RefCell::new(None),
             timer_cb: RefCell::new(None),
             online_cb: RefCell::new(None),
+            exit_cb: RefCell::new(None),
+            remote_cb: RefCell::new(None),
         });
         if inner.opts.queue != QueueMode::Off {
             Inner::start(&inner);
@@ -118,10 +132,28 @@ impl Inner {
             }
         });
         // Back online, or the page is being hidden/closed: deliver what is queued now.
-        for kind in ["online", "pagehide", "visibilitychange"] {
+        for kind in ["online", "visibilitychange"] {
             sys::add_global_listener(kind, cb.as_ref().unchecked_ref());
         }
         *this.online_cb.borrow_mut() = Some(cb);
+        let weak = Rc::downgrade(this);
+        let exit = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                // Requests that outlive the page, while the keepalive budget allows.
+                inner.st.borrow_mut().exiting = true;
+                Inner::spawn_drain(&inner, true);
+            }
+        });
+        sys::add_global_listener("pagehide", exit.as_ref().unchecked_ref());
+        *this.exit_cb.borrow_mut() = Some(exit);
+        // Another tab queued something: this one may be the one holding the queue.
+        let weak = Rc::downgrade(this);
+        let remote = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                Inner::schedule(&inner, sys::now_ms() + 200.0);
+            }
+        });
+        *this.remote_cb.borrow_mut() = Some(remote);
         *this.timer_cb.borrow_mut() = Some(timer_cb);
 
         let weak = Rc::downgrade(this);
@@ -145,6 +177,23 @@ impl Inner {
             }
             if let Some(reason) = fallback {
                 inner.report_fallback(&reason);
+            }
+            // Tabs share a durable queue: tell each other when one queues something. (A memory
+            // queue is this process's alone.)
+            let durable = inner
+                .st
+                .borrow()
+                .store
+                .as_ref()
+                .is_some_and(|s| s.is_durable());
+            if durable {
+                let mut name = String::from("autumn-track:");
+                name.push_str(&inner.opts.queue_name);
+                let channel =
+                    inner.remote_cb.borrow().as_ref().and_then(|cb| {
+                        super::store::open_channel(&name, cb.as_ref().unchecked_ref())
+                    });
+                inner.st.borrow_mut().channel = channel;
             }
             // Leftovers from an earlier page or process: try them all now.
             Inner::spawn_drain(&inner, true);
@@ -259,7 +308,16 @@ impl Inner {
         this.st.borrow_mut().in_flight.push(rec.key.clone());
         let body = queue::body_for(&rec, &Clock::default(), now, false);
         let r = this.deliver_inline(&rec.key, &body, Some(&rec)).await;
-        this.st.borrow_mut().in_flight.retain(|k| *k != rec.key);
+        let recheck = {
+            let mut st = this.st.borrow_mut();
+            if let Some(i) = st.in_flight.iter().position(|k| *k == rec.key) {
+                st.in_flight.swap_remove(i);
+            }
+            core::mem::take(&mut st.recheck)
+        };
+        if recheck {
+            Inner::schedule(&this, sys::now_ms());
+        }
         match r {
             Err(e) if e.code == Code::Unavailable => {
                 let (reason, detail) = unavailable_reason(&e);
@@ -312,6 +370,9 @@ impl Inner {
             ],
         );
         Inner::schedule(self, rec.next_at);
+        if let Some(c) = &self.st.borrow().channel {
+            c.post();
+        }
         let o = Object::new();
         set(&o, "status", &JsValue::from_str("queued"));
         set(&o, "idempotencyKey", &JsValue::from_str(&rec.key));
@@ -539,22 +600,23 @@ impl Inner {
             lock_name.push_str(&self.opts.queue_name);
             let inner = Rc::clone(self);
             let out = Rc::clone(summary);
-            let cb = Closure::once(move |lock: JsValue| -> Promise {
-                if lock.is_null() {
-                    // Another tab is draining and will deliver these events; look again
-                    // shortly in case it finished before seeing ours.
-                    Inner::schedule(&inner, sys::now_ms() + 2_000.0);
-                    return Promise::resolve(&JsValue::NULL);
-                }
+            let run = Closure::once(move || -> Promise {
                 sys::promise(async move {
                     inner.drain(&out, force).await;
                     Ok(JsValue::UNDEFINED)
                 })
             });
-            if let Some(p) = sys::request_lock(&lock_name, cb.as_ref().unchecked_ref()) {
-                let _ = JsFuture::from(p).await;
-                return;
+            let ran = JsFuture::from(super::store::exclusive(
+                &lock_name,
+                run.as_ref().unchecked_ref(),
+            ))
+            .await;
+            if ran.ok().and_then(|v| v.as_bool()) == Some(false) {
+                // Another tab is draining and will deliver these events; look again shortly
+                // in case it finished before seeing ours.
+                Inner::schedule(self, sys::now_ms() + 2_000.0);
             }
+            return;
         }
         self.drain(summary, force).await;
     }
@@ -597,11 +659,14 @@ impl Inner {
             {
                 // Records being sent right now (by track() or this drain) are not sent again,
                 // and still hold back their customer's later events.
-                let st = self.st.borrow();
+                let mut st = self.st.borrow_mut();
+                let mut held = false;
                 for r in records.iter_mut().filter(|r| st.in_flight.contains(&r.key)) {
                     r.attempts = 0;
                     r.next_at = f64::INFINITY;
+                    held = true;
                 }
+                st.recheck |= held;
             }
             let plan = queue::plan_with(&records, now, &self.opts.queue_policy, force);
             // Only the first pass ignores backoff: what fails again now waits its turn.
@@ -644,10 +709,15 @@ impl Inner {
                 .filter_map(|&i| records.get(i).cloned())
                 .collect();
             let more_later = plan.wake_at;
+            // Planned records are busy until this pass is done with them: a concurrent
+            // track() must not evict one the drain is about to send.
+            let keys: Vec<String> = due.iter().map(|r| r.key.clone()).collect();
+            self.busy(keys.iter(), true);
             let stopped = match self.opts.drain {
                 DrainMode::Batch => self.send_batches(&store, due, summary).await,
                 DrainMode::Single => self.send_singles(&store, due, summary).await,
             };
+            self.busy(keys.iter(), false);
             if let Some(at) = more_later {
                 Inner::schedule(self, at);
             }
@@ -699,7 +769,7 @@ impl Inner {
                     url: &self.batch_url,
                     body: &body,
                     key: None,
-                    keepalive: false,
+                    keepalive: self.exit_keepalive(body.len()),
                 },
             )
             .await;
@@ -752,7 +822,7 @@ impl Inner {
                         url: &self.track_url,
                         body: &body,
                         key: Some(&rec.key),
-                        keepalive: false,
+                        keepalive: self.exit_keepalive(body.len()),
                     },
                 )
                 .await;
@@ -813,6 +883,12 @@ impl Inner {
             }
         }
         false
+    }
+
+    /// On page exit, small replays go out as `keepalive` requests (which outlive the page; the
+    /// stored copy stays until an answer, so at worst the next visit resends it for a 409).
+    fn exit_keepalive(&self, len: usize) -> bool {
+        self.st.borrow().exiting && len <= KEEPALIVE_BUDGET
     }
 
     /// Marks `keys` as being sent (or no longer): not evicted, not sent twice by this tab,
@@ -890,28 +966,29 @@ impl Inner {
     // ---- inspection ---------------------------------------------------------------------
 
     pub async fn pending(&self) -> JsValue {
-        let o = Object::new();
-        let (queued, dead_count, storage) = match self.store().await {
-            Some(s) => (
-                s.count().await.unwrap_or(0),
-                s.count_dead().await.unwrap_or(0),
-                if s.is_durable() {
-                    "indexeddb"
-                } else {
-                    "memory"
-                },
-            ),
-            None => (0, 0, "off"),
+        let counts = match self.store().await {
+            Some(s) => s.pending().await.ok(),
+            None => None,
         };
+        let o = counts.unwrap_or_else(|| {
+            let o = Object::new();
+            set(&o, "queued", &JsValue::from(0));
+            set(&o, "deadLetters", &JsValue::from(0));
+            set(&o, "storage", &JsValue::from_str("off"));
+            o.into()
+        });
         let in_flight = self.st.borrow().in_flight.len() as u32;
+        let queued = Reflect::get(&o, &JsValue::from_str("queued"))
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0) as u32;
+        let o: Object = o.unchecked_into();
         set(
             &o,
             "queued",
             &JsValue::from(queued.saturating_sub(in_flight)),
         );
         set(&o, "inFlight", &JsValue::from(in_flight));
-        set(&o, "deadLetters", &JsValue::from(dead_count));
-        set(&o, "storage", &JsValue::from_str(storage));
         o.into()
     }
 
@@ -956,13 +1033,20 @@ impl Inner {
         if let Some(s) = st.store.take() {
             s.close();
         }
+        if let Some(c) = st.channel.take() {
+            c.close_channel();
+        }
         st.listeners.clear();
         drop(st);
         if let Some(cb) = self.online_cb.borrow_mut().take() {
-            for kind in ["online", "pagehide", "visibilitychange"] {
+            for kind in ["online", "visibilitychange"] {
                 sys::remove_global_listener(kind, cb.as_ref().unchecked_ref());
             }
         }
+        if let Some(cb) = self.exit_cb.borrow_mut().take() {
+            sys::remove_global_listener("pagehide", cb.as_ref().unchecked_ref());
+        }
+        self.remote_cb.borrow_mut().take();
         self.timer_cb.borrow_mut().take();
     }
 }

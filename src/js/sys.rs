@@ -137,19 +137,3 @@ pub fn is_offline() -> bool {
             .map(|v| v.as_bool() == Some(false))
             .unwrap_or(false)
 }
-
-/// `navigator.locks.request(name, { ifAvailable: true }, callback)`, or `None` where the Web
-/// Locks API is missing. The callback gets the lock, or `null` when another tab holds it.
-pub fn request_lock(name: &str, callback: &js_sys::Function) -> Option<Promise> {
-    let nav = global_get("navigator");
-    let locks = js_sys::Reflect::get(&nav, &JsValue::from_str("locks")).ok()?;
-    let request = js_sys::Reflect::get(&locks, &JsValue::from_str("request")).ok()?;
-    let request = request.dyn_ref::<js_sys::Function>()?;
-    let opts = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&opts, &JsValue::from_str("ifAvailable"), &JsValue::TRUE);
-    request
-        .call3(&locks, &JsValue::from_str(name), &opts, callback)
-        .ok()?
-        .dyn_into::<Promise>()
-        .ok()
-}

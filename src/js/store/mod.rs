@@ -51,6 +51,23 @@ extern "C" {
     #[wasm_bindgen(js_name = describe)]
     fn describe_js(what: &str, err: &JsValue) -> String;
 
+    /// `exclusive(name, run)`: resolves `true` if `run` ran, `false` if another tab drains.
+    #[wasm_bindgen(js_name = exclusive)]
+    pub fn exclusive(name: &str, run: &js_sys::Function) -> Promise;
+
+    /// Tells the other tabs an event was queued.
+    pub type Channel;
+
+    /// `openChannel(name, onMessage)`: `null` where there is no BroadcastChannel.
+    #[wasm_bindgen(js_name = openChannel)]
+    pub fn open_channel(name: &str, on_message: &js_sys::Function) -> Option<Channel>;
+
+    #[wasm_bindgen(method)]
+    pub fn post(this: &Channel);
+
+    #[wasm_bindgen(method, js_name = close)]
+    pub fn close_channel(this: &Channel);
+
     /// Every operation goes through this one method: one import, one shim.
     #[wasm_bindgen(method, js_name = op)]
     fn op(this: &JsStore, name: &str, arg: &JsValue) -> Promise;
@@ -224,6 +241,11 @@ impl Store {
     pub async fn delete_dead(&self, keys: &[String]) -> Result<u32, String> {
         let keys: Array = keys.iter().map(|k| JsValue::from_str(k)).collect();
         Ok(self.run("delDead", &keys).await?.as_f64().unwrap_or(0.0) as u32)
+    }
+
+    /// `{ queued, deadLetters, storage }`, counted in one go.
+    pub async fn pending(&self) -> Result<JsValue, String> {
+        self.run("pending", &JsValue::NULL).await
     }
 
     /// Number of dead letters.

@@ -31,6 +31,24 @@ pub struct Record {
     pub last_error: Option<String>,
 }
 
+impl Record {
+    /// A record of which only the key is known: stands in for a stored value that could not be
+    /// read, so it can still be set aside as a `corrupt_record` dead letter.
+    pub fn unreadable(key: String) -> Record {
+        Record {
+            key,
+            seq: 0.0,
+            customer: String::new(),
+            body: String::new(),
+            ts: None,
+            created_at: 0.0,
+            attempts: 0,
+            next_at: 0.0,
+            last_error: None,
+        }
+    }
+}
+
 /// A record the server refused for good, or the policy had to give up on, with the reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {

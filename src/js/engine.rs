@@ -645,9 +645,13 @@ impl Inner {
             for item in loaded {
                 match item {
                     Ok(r) => records.push(r),
-                    Err((key, why)) => {
-                        corrupt.push(dead(placeholder(&key), "corrupt_record", &why, None, now))
-                    }
+                    Err((key, why)) => corrupt.push(dead(
+                        Record::unreadable(key),
+                        "corrupt_record",
+                        &why,
+                        None,
+                        now,
+                    )),
                 }
             }
             if !corrupt.is_empty() && store.move_to_dead(&corrupt).await.is_ok() {
@@ -1057,20 +1061,6 @@ fn self_emit_delivered(inner: &Inner, key: &str, duplicate: bool) {
         Some(key),
         &[("duplicate", &JsValue::from(duplicate))],
     );
-}
-
-fn placeholder(key: &str) -> Record {
-    Record {
-        key: String::from(key),
-        seq: 0.0,
-        customer: String::new(),
-        body: String::new(),
-        ts: None,
-        created_at: 0.0,
-        attempts: 0,
-        next_at: 0.0,
-        last_error: None,
-    }
 }
 
 fn dead(record: Record, code: &str, message: &str, status: Option<u16>, now: f64) -> DeadLetter {

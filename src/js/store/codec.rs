@@ -219,17 +219,7 @@ fn dead_fields(k: &Keys, o: &JsValue) -> Result<DeadLetter, String> {
 /// with the reason as its message.
 pub(super) fn decode_dead(k: &Keys, o: &JsValue) -> DeadLetter {
     dead_fields(k, o).unwrap_or_else(|reason| DeadLetter {
-        record: Record {
-            key: get(o, &k.key).as_string().unwrap_or_default(),
-            seq: 0.0,
-            customer: String::new(),
-            body: String::new(),
-            ts: None,
-            created_at: 0.0,
-            attempts: 0,
-            next_at: 0.0,
-            last_error: None,
-        },
+        record: Record::unreadable(get(o, &k.key).as_string().unwrap_or_default()),
         code: String::from("corrupt_record"),
         message: reason,
         status: None,

@@ -38,6 +38,15 @@ OPTIONS:
   --outage                   refuse every API request (see --outage-mode)
   --outage-mode 503|reset    outage answers 503 + Retry-After (default) or resets
   --retry-after-secs N       Retry-After on injected 429/503 (default 1)
+  --retry-after VALUE        raw Retry-After on injected 429/503 instead (a lie such
+                             as 315360000, a past HTTP-date, or garbage)
+  --html-502 P               probability of a proxy's 502 HTML page (not processed)
+  --html-503 P               probability of a proxy's 503 HTML page (not processed)
+  --html-403 P               probability of a proxy's 403 HTML page (not processed)
+  --slow-headers P           probability of headers that never finish (not processed)
+  --garbage-body P           probability of processing, then a non-JSON body
+  --truncated-body P         probability of processing, then the JSON body cut in half
+  --slow-body P              probability of processing, then a body that trickles forever
   -h, --help                 this text
   -V, --version              version
 ";
@@ -138,6 +147,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
             "--latency-ms" => faults.latency_ms = Some(num(&flag, &value(&flag)?)?),
             "--latency-jitter-ms" => faults.latency_jitter_ms = Some(num(&flag, &value(&flag)?)?),
             "--retry-after-secs" => faults.retry_after_secs = Some(num(&flag, &value(&flag)?)?),
+            "--retry-after" => faults.retry_after = Some(value(&flag)?),
+            "--html-502" => faults.html_502 = Some(prob(&flag, &value(&flag)?)?),
+            "--html-503" => faults.html_503 = Some(prob(&flag, &value(&flag)?)?),
+            "--html-403" => faults.html_403 = Some(prob(&flag, &value(&flag)?)?),
+            "--slow-headers" => faults.slow_headers = Some(prob(&flag, &value(&flag)?)?),
+            "--garbage-body" => faults.garbage_body = Some(prob(&flag, &value(&flag)?)?),
+            "--truncated-body" => faults.truncated_body = Some(prob(&flag, &value(&flag)?)?),
+            "--slow-body" => faults.slow_body = Some(prob(&flag, &value(&flag)?)?),
             "--outage" => faults.outage = Some(true),
             "--outage-mode" => {
                 faults.outage_mode = Some(match value(&flag)?.as_str() {
@@ -158,7 +175,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
             || flag.starts_with("--drop-after")
             || flag.starts_with("--reset-before")
             || flag.starts_with("--outage")
-            || flag == "--retry-after-secs"
+            || flag.starts_with("--retry-after")
+            || flag.starts_with("--html-")
+            || flag.starts_with("--slow-")
+            || flag == "--garbage-body"
+            || flag == "--truncated-body"
         {
             any_fault = true;
         }
@@ -205,7 +226,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
             reset_before_body,
             outage,
             outage_mode,
-            retry_after_secs
+            retry_after_secs,
+            retry_after,
+            html_502,
+            html_503,
+            html_403,
+            slow_headers,
+            garbage_body,
+            truncated_body,
+            slow_body
         );
         config.faults = Some(merged);
     }
@@ -249,6 +278,28 @@ mod tests {
         let f = o.config.faults.unwrap_or_default();
         assert_eq!(f.error_503, Some(0.5));
         assert_eq!(f.outage_mode, Some(OutageMode::Reset));
+        let o = run(&[
+            "--html-502=1",
+            "--slow-headers",
+            "0.25",
+            "--garbage-body",
+            "0.5",
+            "--retry-after",
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+        ]);
+        let Ok(o) = o else {
+            unreachable!("{o:?}");
+        };
+        let f = o.config.faults.unwrap_or_default();
+        assert_eq!(f.html_502, Some(1.0));
+        assert_eq!(f.slow_headers, Some(0.25));
+        assert_eq!(f.garbage_body, Some(0.5));
+        assert_eq!(
+            f.retry_after.as_deref(),
+            Some("Sun, 06 Nov 1994 08:49:37 GMT")
+        );
+        assert!(run(&["--slow-body", "1.5"]).is_err());
+        assert!(run(&["--retry-after", "bad\nvalue"]).is_err());
         assert!(run(&["--error-500", "2"]).is_err());
         assert!(run(&["--bogus"]).is_err());
         assert!(run(&["--secret-key", "am_pk_test_x"]).is_err());

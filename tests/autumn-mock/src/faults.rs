@@ -58,6 +58,56 @@ pub enum OutageMode {
     Reset,
 }
 
+/// A `Retry-After` that lies (scripted `429_retry_after_*` / `503_retry_after_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LyingRetryAfter {
+    /// `315360000`: ten years, in seconds.
+    TenYears,
+    /// An HTTP-date long past (`Sun, 06 Nov 1994 08:49:37 GMT`).
+    Past,
+    /// Neither seconds nor a date (`in a while`).
+    Garbage,
+}
+
+impl LyingRetryAfter {
+    /// The header value.
+    pub fn value(self) -> &'static str {
+        match self {
+            LyingRetryAfter::TenYears => "315360000",
+            LyingRetryAfter::Past => "Sun, 06 Nov 1994 08:49:37 GMT",
+            LyingRetryAfter::Garbage => "in a while",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            LyingRetryAfter::TenYears => "10y",
+            LyingRetryAfter::Past => "past",
+            LyingRetryAfter::Garbage => "garbage",
+        }
+    }
+
+    fn parse(s: &str) -> Option<LyingRetryAfter> {
+        Some(match s {
+            "10y" => LyingRetryAfter::TenYears,
+            "past" => LyingRetryAfter::Past,
+            "garbage" => LyingRetryAfter::Garbage,
+            _ => return None,
+        })
+    }
+}
+
+/// How a processed answer is mangled on its way back (the event *was* processed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mangle {
+    /// The body is replaced by bytes that are not JSON (status and headers kept).
+    Garbage,
+    /// The JSON body is cut in half (status and headers kept).
+    Truncate,
+    /// Status and headers go out, then the body trickles (a byte every 250 ms) and never ends.
+    SlowBody,
+}
+
 /// One scripted action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -77,6 +127,15 @@ pub enum Action {
     ResetBeforeBody,
     /// Sleep this many milliseconds, then behave normally.
     Latency(u64),
+    /// A proxy's HTML error page with this status (502, 503 or 403), not processed.
+    Html(u16),
+    /// A 429 or 503 (not processed) whose `Retry-After` lies.
+    LyingRetryAfter(u16, LyingRetryAfter),
+    /// Not processed; the status line and some headers go out, then the headers trickle and
+    /// never finish.
+    SlowHeaders,
+    /// Processed normally; the answer is mangled.
+    Mangle(Mangle),
 }
 
 impl Action {
@@ -90,9 +149,24 @@ impl Action {
             "429" => Action::E429,
             "drop_after_record" => Action::DropAfterRecord,
             "reset_before_body" => Action::ResetBeforeBody,
+            "html_502" => Action::Html(502),
+            "html_503" => Action::Html(503),
+            "html_403" => Action::Html(403),
+            "slow_headers" => Action::SlowHeaders,
+            "garbage_body" => Action::Mangle(Mangle::Garbage),
+            "truncated_body" => Action::Mangle(Mangle::Truncate),
+            "slow_body" => Action::Mangle(Mangle::SlowBody),
             _ => {
-                let ms = s.strip_prefix("latency:")?;
-                Action::Latency(ms.trim().parse().ok()?)
+                if let Some(ms) = s.strip_prefix("latency:") {
+                    return Some(Action::Latency(ms.trim().parse().ok()?));
+                }
+                let (status, kind) = s.split_once("_retry_after_")?;
+                let status = match status {
+                    "429" => 429,
+                    "503" => 503,
+                    _ => return None,
+                };
+                Action::LyingRetryAfter(status, LyingRetryAfter::parse(kind)?)
             }
         })
     }
@@ -108,6 +182,12 @@ impl Action {
             Action::DropAfterRecord => "drop_after_record".into(),
             Action::ResetBeforeBody => "reset_before_body".into(),
             Action::Latency(ms) => format!("latency:{ms}"),
+            Action::Html(status) => format!("html_{status}"),
+            Action::LyingRetryAfter(status, ra) => format!("{status}_retry_after_{}", ra.name()),
+            Action::SlowHeaders => "slow_headers".into(),
+            Action::Mangle(Mangle::Garbage) => "garbage_body".into(),
+            Action::Mangle(Mangle::Truncate) => "truncated_body".into(),
+            Action::Mangle(Mangle::SlowBody) => "slow_body".into(),
         }
     }
 }
@@ -155,6 +235,32 @@ pub struct FaultsPatch {
     /// `Retry-After` seconds on injected 429/503.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
+    /// A raw `Retry-After` value for injected 429/503, used instead of `retry_after_secs`
+    /// (`""` goes back to `retry_after_secs`): lies such as `"315360000"`, a past HTTP-date or
+    /// `"soon"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<String>,
+    /// Probability of a proxy's 502 HTML page (not processed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html_502: Option<f64>,
+    /// Probability of a proxy's 503 HTML page (not processed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html_503: Option<f64>,
+    /// Probability of a proxy's 403 HTML page (not processed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html_403: Option<f64>,
+    /// Probability of headers that never finish (not processed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_headers: Option<f64>,
+    /// Probability of a processed answer whose body is replaced by garbage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garbage_body: Option<f64>,
+    /// Probability of a processed answer whose JSON body is cut in half.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_body: Option<f64>,
+    /// Probability of a processed answer whose body trickles and never ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_body: Option<f64>,
     /// Per-idempotency-key scripts, merged key by key (an empty list removes a key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scripts: Option<HashMap<String, Vec<String>>>,
@@ -178,12 +284,26 @@ impl FaultsPatch {
         check_p("rate_limit_429", self.rate_limit_429)?;
         check_p("drop_after_record", self.drop_after_record)?;
         check_p("reset_before_body", self.reset_before_body)?;
+        check_p("html_502", self.html_502)?;
+        check_p("html_503", self.html_503)?;
+        check_p("html_403", self.html_403)?;
+        check_p("slow_headers", self.slow_headers)?;
+        check_p("garbage_body", self.garbage_body)?;
+        check_p("truncated_body", self.truncated_body)?;
+        check_p("slow_body", self.slow_body)?;
+        if let Some(ra) = &self.retry_after {
+            if ra.len() > 200 || !ra.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                return Err(format!(
+                    "retry_after must be at most 200 printable ASCII characters, got {ra:?}"
+                ));
+            }
+        }
         if let Some(scripts) = &self.scripts {
             for (k, actions) in scripts {
                 for a in actions {
                     if Action::parse(a).is_none() {
                         return Err(format!(
-                            "scripts[{k:?}]: unknown action {a:?} (expected one of \"ok\", \"500\", \"502\", \"503\", \"429\", \"drop_after_record\", \"reset_before_body\", \"latency:<ms>\")"
+                            "scripts[{k:?}]: unknown action {a:?} (expected one of \"ok\", \"500\", \"502\", \"503\", \"429\", \"drop_after_record\", \"reset_before_body\", \"latency:<ms>\", \"html_502\", \"html_503\", \"html_403\", \"slow_headers\", \"garbage_body\", \"truncated_body\", \"slow_body\", \"429_retry_after_10y|past|garbage\", \"503_retry_after_10y|past|garbage\")"
                         ));
                     }
                 }
@@ -220,6 +340,22 @@ pub struct FaultsView {
     pub outage_mode: OutageMode,
     /// `Retry-After` on injected 429/503.
     pub retry_after_secs: u64,
+    /// Raw `Retry-After` override on injected 429/503 (`null` = `retry_after_secs`).
+    pub retry_after: Option<String>,
+    /// Probability of a 502 HTML page.
+    pub html_502: f64,
+    /// Probability of a 503 HTML page.
+    pub html_503: f64,
+    /// Probability of a 403 HTML page.
+    pub html_403: f64,
+    /// Probability of never-ending headers.
+    pub slow_headers: f64,
+    /// Probability of a garbage body on a processed answer.
+    pub garbage_body: f64,
+    /// Probability of a truncated body on a processed answer.
+    pub truncated_body: f64,
+    /// Probability of a never-ending body on a processed answer.
+    pub slow_body: f64,
     /// Remaining scripted actions per key.
     pub scripts: BTreeMap<String, Vec<String>>,
 }
@@ -248,6 +384,8 @@ pub struct Plan {
     pub reset: bool,
     /// Process, then close the connection without answering.
     pub drop_after_record: bool,
+    /// Process, then mangle the answer.
+    pub mangle: Option<Mangle>,
     /// The action came from a script.
     pub scripted: bool,
 }
@@ -278,6 +416,14 @@ impl Faults {
                 outage: false,
                 outage_mode: OutageMode::Status503,
                 retry_after_secs: 1,
+                retry_after: None,
+                html_502: 0.0,
+                html_503: 0.0,
+                html_403: 0.0,
+                slow_headers: 0.0,
+                garbage_body: 0.0,
+                truncated_body: 0.0,
+                slow_body: 0.0,
                 scripts: BTreeMap::new(),
             },
             base_seed: seed,
@@ -311,8 +457,18 @@ impl Faults {
             reset_before_body,
             outage,
             outage_mode,
-            retry_after_secs
+            retry_after_secs,
+            html_502,
+            html_503,
+            html_403,
+            slow_headers,
+            garbage_body,
+            truncated_body,
+            slow_body
         );
+        if let Some(ra) = &p.retry_after {
+            v.retry_after = Some(ra.clone()).filter(|s| !s.is_empty());
+        }
         if let Some(scripts) = &p.scripts {
             for (k, actions) in scripts {
                 let parsed: VecDeque<Action> =
@@ -338,9 +494,12 @@ impl Faults {
         v
     }
 
-    /// `Retry-After` seconds for injected 429/503.
-    pub fn retry_after_secs(&self) -> u64 {
-        self.view.retry_after_secs
+    /// `Retry-After` value for injected 429/503: the raw override, else the seconds.
+    pub fn retry_after_value(&self) -> String {
+        match &self.view.retry_after {
+            Some(v) => v.clone(),
+            None => self.view.retry_after_secs.to_string(),
+        }
     }
 
     /// Decide before reading the body.
@@ -381,6 +540,7 @@ impl Faults {
                         Action::Latency(ms) => plan.latency = Some(Duration::from_millis(ms)),
                         Action::DropAfterRecord => plan.drop_after_record = true,
                         Action::ResetBeforeBody => plan.reset = true,
+                        Action::Mangle(m) => plan.mangle = Some(m),
                         e => plan.error = Some(e),
                     }
                     return plan;
@@ -405,6 +565,20 @@ impl Faults {
             plan.error = Some(Action::E502);
         } else if self.rng.chance(v.drop_after_record) {
             plan.drop_after_record = true;
+        } else if self.rng.chance(v.html_502) {
+            plan.error = Some(Action::Html(502));
+        } else if self.rng.chance(v.html_503) {
+            plan.error = Some(Action::Html(503));
+        } else if self.rng.chance(v.html_403) {
+            plan.error = Some(Action::Html(403));
+        } else if self.rng.chance(v.slow_headers) {
+            plan.error = Some(Action::SlowHeaders);
+        } else if self.rng.chance(v.garbage_body) {
+            plan.mangle = Some(Mangle::Garbage);
+        } else if self.rng.chance(v.truncated_body) {
+            plan.mangle = Some(Mangle::Truncate);
+        } else if self.rng.chance(v.slow_body) {
+            plan.mangle = Some(Mangle::SlowBody);
         }
         plan
     }
@@ -436,11 +610,24 @@ mod tests {
             "drop_after_record",
             "reset_before_body",
             "latency:25",
+            "html_502",
+            "html_503",
+            "html_403",
+            "slow_headers",
+            "garbage_body",
+            "truncated_body",
+            "slow_body",
+            "429_retry_after_10y",
+            "503_retry_after_past",
+            "503_retry_after_garbage",
         ] {
             assert_eq!(Action::parse(s).map(Action::as_string).as_deref(), Some(s));
         }
         assert_eq!(Action::parse("404"), None);
         assert_eq!(Action::parse("latency:x"), None);
+        assert_eq!(Action::parse("html_500"), None);
+        assert_eq!(Action::parse("500_retry_after_10y"), None);
+        assert_eq!(Action::parse("503_retry_after_soon"), None);
     }
 
     #[test]

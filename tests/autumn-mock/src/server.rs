@@ -11,8 +11,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::service::service_fn;
@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::auth::{authenticate, env_hint, Env};
 use crate::config::{Catalog, Config, DEFAULT_SEED};
-use crate::faults::{Action, Faults, FaultsPatch, Pre};
+use crate::faults::{Action, Faults, FaultsPatch, Mangle, Pre};
 use crate::state::{
     key_set, BalanceView, Deduction, Event, EventFilter, RequestMeta, Stats, Store,
 };
@@ -41,7 +41,88 @@ const TOO_MANY: &str = "Too many requests, please try again later.";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, Accept, x-api-version, Idempotency-Key";
 const EXPOSE_HEADERS: &str = "Retry-After, Date";
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<MockBody>;
+
+/// How often a slow-loris answer sends its next byte.
+const TRICKLE_EVERY: Duration = Duration::from_millis(250);
+
+/// A response body: whole, or trickling forever (slow-loris faults) until the client leaves.
+pub(crate) enum MockBody {
+    /// The whole body at once (`None` once sent).
+    Once(Option<Bytes>),
+    /// `first`, then a space every `TRICKLE_EVERY`, never ending.
+    Trickle {
+        first: Option<Bytes>,
+        sleep: Pin<Box<tokio::time::Sleep>>,
+    },
+}
+
+impl MockBody {
+    fn once(b: impl Into<Bytes>) -> MockBody {
+        MockBody::Once(Some(b.into()))
+    }
+
+    fn trickle(first: Bytes) -> MockBody {
+        MockBody::Trickle {
+            first: Some(first).filter(|b| !b.is_empty()),
+            sleep: Box::pin(tokio::time::sleep(TRICKLE_EVERY)),
+        }
+    }
+
+    /// The bytes of a whole body (empty for a trickle).
+    fn bytes(&self) -> Bytes {
+        match self {
+            MockBody::Once(b) => b.clone().unwrap_or_default(),
+            MockBody::Trickle { .. } => Bytes::new(),
+        }
+    }
+}
+
+impl Body for MockBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            MockBody::Once(b) => Poll::Ready(
+                b.take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+            MockBody::Trickle { first, sleep } => {
+                if let Some(b) = first.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
+                match sleep.as_mut().poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) => {
+                        sleep
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + TRICKLE_EVERY);
+                        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b" ")))))
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            MockBody::Once(b) => b.as_ref().map_or(true, Bytes::is_empty),
+            MockBody::Trickle { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            MockBody::Once(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            MockBody::Trickle { .. } => SizeHint::default(),
+        }
+    }
+}
 
 /// Returned by the service to make hyper close the connection without answering.
 #[derive(Debug)]
@@ -89,12 +170,73 @@ impl App {
 #[derive(Debug, Default)]
 struct ConnFlags {
     reset: AtomicBool,
+    /// The next answer's headers never finish (`slow_headers`).
+    stall_headers: AtomicBool,
 }
 
-/// The accepted socket; on drop, sends a TCP reset instead of FIN when asked to.
+/// Where a `slow_headers` answer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stall {
+    Off,
+    /// Passing the head through until its blank line.
+    AwaitHead,
+    /// The head was cut before its blank line; every later write sends one more header byte.
+    Stalled,
+}
+
+/// The accepted socket; on drop, sends a TCP reset instead of FIN when asked to. For a
+/// `slow_headers` answer it rewrites what hyper writes: the head goes out without its final
+/// blank line, then an `x-slow-loris:` header grows by a byte per write (the answer's body
+/// trickles, so hyper keeps writing) until the client gives up.
 struct ConnIo {
     inner: TcpStream,
     flags: Arc<ConnFlags>,
+    stall: Stall,
+    pending: Vec<u8>,
+}
+
+impl ConnIo {
+    fn flush_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.pending) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.pending.drain(..n.min(self.pending.len()));
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Takes `data` from hyper in stall mode (always all of it) and sends what the stall says.
+    fn stall_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if self.stall == Stall::AwaitHead {
+            match data.windows(4).position(|w| w == b"\r\n\r\n") {
+                Some(pos) => {
+                    self.pending
+                        .extend_from_slice(data.get(..pos + 2).unwrap_or_default());
+                    self.pending.extend_from_slice(b"x-slow-loris: ");
+                    self.stall = Stall::Stalled;
+                }
+                None => self.pending.extend_from_slice(data),
+            }
+        } else if !data.is_empty() {
+            self.pending.push(b'a');
+        }
+        match self.flush_pending(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(data.len())),
+        }
+    }
+
+    fn stalling(&mut self) -> bool {
+        if self.stall == Stall::Off && self.flags.stall_headers.swap(false, Ordering::Relaxed) {
+            self.stall = Stall::AwaitHead;
+        }
+        self.stall != Stall::Off
+    }
 }
 
 impl Drop for ConnIo {
@@ -121,7 +263,11 @@ impl AsyncWrite for ConnIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.stalling() {
+            return this.stall_write(cx, buf);
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -129,7 +275,12 @@ impl AsyncWrite for ConnIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if this.stalling() {
+            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            return this.stall_write(cx, &all);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -137,7 +288,14 @@ impl AsyncWrite for ConnIo {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        if !this.pending.is_empty() {
+            match this.flush_pending(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -166,7 +324,12 @@ pub(crate) async fn run(
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     let flags = Arc::new(ConnFlags::default());
-                    let io = ConnIo { inner: stream, flags: Arc::clone(&flags) };
+                    let io = ConnIo {
+                        inner: stream,
+                        flags: Arc::clone(&flags),
+                        stall: Stall::Off,
+                        pending: Vec::new(),
+                    };
                     let app = Arc::clone(&app);
                     let svc = service_fn(move |req| {
                         handle(Arc::clone(&app), Arc::clone(&flags), req)
@@ -207,7 +370,7 @@ fn inc(c: &AtomicU64) {
 // ---------------------------------------------------------------- responses
 
 fn response(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(MockBody::once(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -246,17 +409,56 @@ fn api_error(e: &ApiError, env: Env) -> Resp {
     error(e.status, e.code, &e.message, env)
 }
 
-fn with_retry_after(mut r: Resp, secs: u64) -> Resp {
-    r.headers_mut()
-        .insert(hyper::header::RETRY_AFTER, HeaderValue::from(secs));
+fn with_retry_after(mut r: Resp, value: &str) -> Resp {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+    }
     r
 }
 
-fn too_many(secs: u64) -> Resp {
-    with_retry_after(response(429, "text/plain; charset=utf-8", TOO_MANY), secs)
+fn too_many(retry_after: &str) -> Resp {
+    with_retry_after(
+        response(429, "text/plain; charset=utf-8", TOO_MANY),
+        retry_after,
+    )
 }
 
-fn internal(status: u16, env: Env, retry_after: Option<u64>) -> Resp {
+/// A proxy's error page (nginx / CDN style), long enough that a client quoting it whole
+/// would be noticed; it ends with `<!-- end of proxy page -->`.
+fn html_page(status: u16) -> Resp {
+    let title = match status {
+        502 => "502 Bad Gateway",
+        503 => "503 Service Temporarily Unavailable",
+        _ => "403 Forbidden",
+    };
+    let mut body = format!(
+        "<!DOCTYPE html>\n<html>\n<head><title>{title}</title>\n<style>body{{font-family:sans-serif;margin:4em auto;max-width:40em;color:#333}}</style></head>\n<body>\n<center><h1>{title}</h1></center>\n<hr><center>edge-proxy (injected by autumn-mock)</center>\n"
+    );
+    for i in 0..20 {
+        body.push_str(&format!(
+            "<!-- a padding comment, line {i}: proxies pad their error pages so browsers show them -->\n"
+        ));
+    }
+    body.push_str("</body>\n</html>\n<!-- end of proxy page -->\n");
+    response(status, "text/html; charset=UTF-8", body)
+}
+
+/// Applies a `Mangle` to a processed answer (status and headers kept).
+fn mangle(r: Resp, how: Mangle) -> Resp {
+    let (mut parts, body) = r.into_parts();
+    let bytes = body.bytes();
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    let body = match how {
+        Mangle::Garbage => MockBody::once(Bytes::from_static(
+            b"\xff\xfe<<garbage from autumn-mock: not JSON>> \x00\x01 {\"",
+        )),
+        Mangle::Truncate => MockBody::once(bytes.slice(..bytes.len() / 2)),
+        Mangle::SlowBody => MockBody::trickle(bytes.slice(..bytes.len() / 2)),
+    };
+    Response::from_parts(parts, body)
+}
+
+fn internal(status: u16, env: Env, retry_after: Option<&str>) -> Resp {
     let r = error(
         status,
         "internal_error",
@@ -314,7 +516,7 @@ fn add_cors(r: &mut Resp, origin: Option<&HeaderValue>) {
 }
 
 fn preflight(headers: &HeaderMap) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(MockBody::once(Bytes::new()));
     *r.status_mut() = StatusCode::NO_CONTENT;
     let h = r.headers_mut();
     h.insert(
@@ -520,13 +722,13 @@ async fn api(
     );
     let (pre, retry_after) = {
         let mut f = app.faults.lock();
-        (f.before_body(), f.retry_after_secs())
+        (f.before_body(), f.retry_after_value())
     };
     match pre {
         Pre::Continue => {}
         Pre::Outage503 => {
             inc(&app.stats.fault_outage);
-            return Ok(internal(503, env, Some(retry_after)));
+            return Ok(internal(503, env, Some(&retry_after)));
         }
         Pre::OutageReset => {
             inc(&app.stats.fault_outage);
@@ -572,11 +774,34 @@ async fn api(
         return Ok(match e {
             Action::E429 => {
                 inc(&app.stats.fault_429);
-                too_many(retry_after)
+                too_many(&retry_after)
             }
             Action::E503 => {
                 inc(&app.stats.fault_503);
-                internal(503, env, Some(retry_after))
+                internal(503, env, Some(&retry_after))
+            }
+            Action::LyingRetryAfter(429, ra) => {
+                inc(&app.stats.fault_429);
+                too_many(ra.value())
+            }
+            Action::LyingRetryAfter(_, ra) => {
+                inc(&app.stats.fault_503);
+                internal(503, env, Some(ra.value()))
+            }
+            Action::Html(status) => {
+                inc(match status {
+                    502 => &app.stats.fault_html_502,
+                    503 => &app.stats.fault_html_503,
+                    _ => &app.stats.fault_html_403,
+                });
+                html_page(status)
+            }
+            Action::SlowHeaders => {
+                inc(&app.stats.fault_slow_headers);
+                flags.stall_headers.store(true, Ordering::Relaxed);
+                let mut r = response(200, "application/json", Bytes::new());
+                *r.body_mut() = MockBody::trickle(Bytes::from_static(b"{"));
+                r
             }
             Action::E502 => {
                 inc(&app.stats.fault_502);
@@ -595,6 +820,14 @@ async fn api(
     if plan.drop_after_record {
         inc(&app.stats.fault_drop);
         return Err(DropConnection);
+    }
+    if let Some(how) = plan.mangle {
+        inc(match how {
+            Mangle::Garbage => &app.stats.fault_garbage_body,
+            Mangle::Truncate => &app.stats.fault_truncated_body,
+            Mangle::SlowBody => &app.stats.fault_slow_body,
+        });
+        return Ok(mangle(r, how));
     }
     Ok(r)
 }
@@ -819,7 +1052,7 @@ fn batch(app: &App, parts: &Parts, json: Value, header_key: Option<String>) -> R
     let now = Instant::now();
     if !app.store.lock().admit_batch(now) {
         inc(&app.stats.batch_rate_limited);
-        return too_many(1);
+        return too_many("1");
     }
     let items = match json {
         Value::Array(items) if (1..=BATCH_MAX).contains(&items.len()) => items,

@@ -251,6 +251,20 @@ pub struct Stats {
     pub fault_reset: AtomicU64,
     /// Requests refused by the outage switch.
     pub fault_outage: AtomicU64,
+    /// Injected 502 HTML pages.
+    pub fault_html_502: AtomicU64,
+    /// Injected 503 HTML pages.
+    pub fault_html_503: AtomicU64,
+    /// Injected 403 HTML pages.
+    pub fault_html_403: AtomicU64,
+    /// Injected never-ending headers.
+    pub fault_slow_headers: AtomicU64,
+    /// Injected garbage bodies.
+    pub fault_garbage_body: AtomicU64,
+    /// Injected truncated bodies.
+    pub fault_truncated_body: AtomicU64,
+    /// Injected never-ending bodies.
+    pub fault_slow_body: AtomicU64,
     /// 413 answers.
     pub too_large: AtomicU64,
     by_status: Vec<AtomicU64>,
@@ -282,6 +296,13 @@ impl Stats {
             &self.fault_drop,
             &self.fault_reset,
             &self.fault_outage,
+            &self.fault_html_502,
+            &self.fault_html_503,
+            &self.fault_html_403,
+            &self.fault_slow_headers,
+            &self.fault_garbage_body,
+            &self.fault_truncated_body,
+            &self.fault_slow_body,
             &self.too_large,
         ] {
             c.store(0, Ordering::Relaxed);
@@ -321,6 +342,13 @@ impl Stats {
                 "drop_after_record": g(&self.fault_drop),
                 "reset_before_body": g(&self.fault_reset),
                 "outage": g(&self.fault_outage),
+                "html_502": g(&self.fault_html_502),
+                "html_503": g(&self.fault_html_503),
+                "html_403": g(&self.fault_html_403),
+                "slow_headers": g(&self.fault_slow_headers),
+                "garbage_body": g(&self.fault_garbage_body),
+                "truncated_body": g(&self.fault_truncated_body),
+                "slow_body": g(&self.fault_slow_body),
             },
             "by_status": by_status,
         })
@@ -346,6 +374,13 @@ impl Default for Stats {
             fault_drop: z(),
             fault_reset: z(),
             fault_outage: z(),
+            fault_html_502: z(),
+            fault_html_503: z(),
+            fault_html_403: z(),
+            fault_slow_headers: z(),
+            fault_garbage_body: z(),
+            fault_truncated_body: z(),
+            fault_slow_body: z(),
             too_large: z(),
             by_status: (100..600).map(|_| z()).collect(),
         }

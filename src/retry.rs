@@ -146,13 +146,14 @@ pub fn parse_http_date(s: &str) -> Option<f64> {
     ms.is_finite().then_some(ms)
 }
 
-/// Parses an IMF-fixdate into Unix milliseconds.
+/// Parses an IMF-fixdate (RFC 9110: two-digit day and time fields, four-digit year, `GMT`)
+/// into Unix milliseconds; `None` for anything else, including days a month does not have.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn parse_http_date(s: &str) -> Option<f64> {
     // "Sun, 06 Nov 1994 08:49:37 GMT"
     let mut parts = s.split_ascii_whitespace();
     let _weekday = parts.next()?;
-    let day: u32 = parts.next()?.parse().ok()?;
+    let day = digits(parts.next()?, 2)?;
     let month = match parts.next()? {
         "Jan" => 1,
         "Feb" => 2,
@@ -168,16 +169,37 @@ pub fn parse_http_date(s: &str) -> Option<f64> {
         "Dec" => 12,
         _ => return None,
     };
-    let year: i64 = parts.next()?.parse().ok()?;
+    let year = digits(parts.next()?, 4)?;
     let mut hms = parts.next()?.split(':');
-    let hh: i64 = hms.next()?.parse().ok()?;
-    let mm: i64 = hms.next()?.parse().ok()?;
-    let ss: i64 = hms.next()?.parse().ok()?;
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+    let hh = digits(hms.next()?, 2)?;
+    let mm = digits(hms.next()?, 2)?;
+    let ss = digits(hms.next()?, 2)?;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if hms.next().is_some()
+        || parts.next()? != "GMT"
+        || parts.next().is_some()
+        || !(1..=month_days).contains(&day)
+        || hh > 23
+        || mm > 59
+        || ss > 60
+    {
         return None;
     }
-    let days = days_from_civil(year, month, day);
+    let days = days_from_civil(year, month, day as u32);
     Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000) as f64)
+}
+
+/// Exactly `n` ASCII digits (no sign, no spaces) as a number.
+#[cfg(not(target_arch = "wasm32"))]
+fn digits(s: &str, n: usize) -> Option<i64> {
+    (s.len() == n && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.bytes().fold(0, |acc, b| acc * 10 + i64::from(b - b'0')))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -327,6 +349,43 @@ mod tests {
         assert_eq!(
             parse_retry_after("Sun, 06 Foo 1994 08:49:47 GMT", NOW),
             None
+        );
+    }
+
+    /// Found by `fuzz/fuzz_targets/retry_after.rs`: a year of 15 digits overflowed the day
+    /// arithmetic (a panic in debug builds, a wrong instant in release), and signed or
+    /// one-digit fields, extra tokens and days a month lacks were read as some other instant.
+    #[test]
+    fn http_dates_are_strict_imf_fixdates() {
+        for s in [
+            "Sun, 06 Nov 999999999999999 08:49:37 GMT",
+            "Sun, 06 Nov -1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 -8:49:37 GMT",
+            "Sun, 06 Nov 1994 +8:49:37 GMT",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 94 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37:00 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMT extra",
+            "Sun, 31 Feb 1994 08:49:37 GMT",
+            "Mon, 29 Feb 1900 00:00:00 GMT",
+            "Sun, 31 Apr 1994 00:00:00 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_http_date(s), None, "{s}");
+            assert_eq!(parse_retry_after(s, NOW), None, "{s}");
+        }
+        assert_eq!(
+            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(253_402_300_799_000.0)
+        );
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"),
+            Some(951_782_400_000.0)
+        );
+        // A leap second reads as the next minute's first second.
+        assert_eq!(
+            parse_http_date("Wed, 31 Dec 2025 23:59:60 GMT"),
+            parse_http_date("Thu, 01 Jan 2026 00:00:00 GMT")
         );
     }
 

@@ -27,6 +27,9 @@ mod js;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
+pub use js::new_key as __new_key;
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
 pub use js::store as __store;
 #[cfg(target_arch = "wasm32")]
 pub use js::AutumnTracker;

@@ -6,3 +6,9 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 #[path = "suite/track.rs"]
 mod track;
+
+#[path = "suite/lying.rs"]
+mod lying;
+
+#[path = "suite/hostile.rs"]
+mod hostile;

@@ -6,3 +6,6 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 #[path = "suite/track.rs"]
 mod track;
+
+#[path = "suite/hostile.rs"]
+mod hostile;

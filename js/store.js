@@ -430,6 +430,11 @@ export function deleteDatabase(name) {
   });
 }
 
+// Settles when the wasm panicked: a drain it ran will never finish, and must not keep the lock.
+let dead, die;
+export const panicked = () => (die?.(), (dead = new Promise((r) => (die = r))));
+panicked();
+
 /**
  * Runs `run()` (which returns a promise) only if no other tab is draining the queue `name`:
  * the Web Locks API where there is one, else a short lease in localStorage (pages), else just
@@ -438,7 +443,7 @@ export function deleteDatabase(name) {
 export async function exclusive(name, run) {
   const locks = globalThis.navigator?.locks;
   if (locks && typeof locks.request === "function") {
-    return locks.request(name, { ifAvailable: true }, async (lock) => (lock ? (await run(), true) : false));
+    return locks.request(name, { ifAvailable: true }, async (lock) => (lock ? (await Promise.race([run(), dead]), true) : false));
   }
   let ls;
   try {

@@ -26,6 +26,9 @@ rm -f pkg/.gitignore pkg/package.json pkg/README.md
 # `[Symbol.dispose]` needs TypeScript's esnext.disposable lib; users on default libs would get
 # a type error from our .d.ts. The method stays at run time; `free()` is the typed way.
 sed -i '/\[Symbol.dispose\]()/d' pkg/autumn_track.d.ts
+# The panic-recovery machinery (src/js/panic.rs) declares wasm-bindgen's private
+# `__wbg_reset_state` in the .d.ts; it is not exported: keep the public types as they were.
+sed -i '/^declare function __wbg_reset_state(): void;$/,+1d' pkg/autumn_track.d.ts
 
 # Ship the JavaScript minified (the wasm already is): it is what a browser downloads, and what a
 # bundler would make of it anyway. Types stay in the .d.ts files.

@@ -9,7 +9,7 @@ const root = new URL("../", import.meta.url);
 const snippets = readdirSync(new URL("pkg/snippets/", root), { recursive: true })
   .filter((f) => f.endsWith(".js"))
   .map((f) => `pkg/snippets/${f}`);
-const files = ["pkg/autumn_track_bg.wasm", "pkg/autumn_track.js", ...snippets, "js/browser.js", "js/error.js"];
+const files = ["pkg/autumn_track_bg.wasm", "pkg/autumn_track.js", ...snippets, "js/browser.js", "js/recover.js", "js/error.js"];
 const args = process.argv.slice(2);
 const budgetAt = args.indexOf("--budget-gzip");
 const budget = budgetAt >= 0 ? Number(args[budgetAt + 1]) : Infinity;

@@ -24,6 +24,8 @@ use crate::value::push_u64;
 /// How long an event being sent in real time is reserved for that call before a drain (in
 /// this or another tab) may pick it up: covers the inline attempts of a page that died.
 const LEASE_MS: f64 = 60_000.0;
+/// What a queued event says when it was tracked offline.
+const OFFLINE: &str = "the device is offline";
 
 /// Counts one `flush()` reports.
 #[derive(Default, Clone, Copy)]
@@ -269,7 +271,9 @@ impl Inner {
 
     /// Delivers `ev` now, or queues it durably when it cannot be delivered now.
     pub async fn track(this: Rc<Inner>, ev: Event) -> Result<JsValue, TrackError> {
-        if this.opts.queue == QueueMode::Off {
+        // After close() there is no drain to replay a queued event: send without a queue, so a
+        // failure rejects (`unavailable`, with the key) instead of queuing into the void.
+        if this.opts.queue == QueueMode::Off || this.st.borrow().closed {
             return this
                 .deliver_inline(&ev.idempotency_key, &crate::event::wire_body(&ev), None)
                 .await;
@@ -287,7 +291,13 @@ impl Inner {
             st.seq
         };
         let mut rec = queue::new_record(&ev, seq, now);
-        rec.next_at = now + LEASE_MS;
+        // Offline, the record is written once, already due (one IndexedDB write, not two);
+        // online, it is leased to this call until its send has an answer.
+        let offline = sys::is_offline();
+        rec.next_at = if offline { now } else { now + LEASE_MS };
+        if offline {
+            rec.last_error = Some(String::from(OFFLINE));
+        }
         let store = this.make_room(store, 1).await;
         // Durable before the first send: whatever happens to this page, the next visit's
         // replay carries the same key.
@@ -299,13 +309,11 @@ impl Inner {
                 mem
             }
         };
-        if sys::is_offline() {
-            rec.next_at = now;
-            return Ok(this
-                .queued(&store, rec, "offline", "the device is offline")
-                .await);
+        if offline {
+            return Ok(this.queued(&store, rec, "offline", OFFLINE, false).await);
         }
         this.st.borrow_mut().in_flight.push(rec.key.clone());
+        super::panic::test_point("track");
         let body = queue::body_for(&rec, &Clock::default(), now, false);
         let r = this.deliver_inline(&rec.key, &body, Some(&rec)).await;
         let recheck = {
@@ -332,7 +340,7 @@ impl Inner {
                     Fate::Retry { next_at } => next_at,
                     _ => sys::now_ms(),
                 };
-                Ok(this.queued(&store, rec, reason, &detail).await)
+                Ok(this.queued(&store, rec, reason, &detail, true).await)
             }
             other => {
                 // Delivered, duplicate or refused for good: the caller has the answer.
@@ -357,9 +365,12 @@ impl Inner {
         mut rec: Record,
         reason: &str,
         detail: &str,
+        update: bool,
     ) -> JsValue {
-        rec.last_error = Some(String::from(detail));
-        let _ = store.update(core::slice::from_ref(&rec)).await;
+        if update {
+            rec.last_error = Some(String::from(detail));
+            let _ = store.update(core::slice::from_ref(&rec)).await;
+        }
         let reason_js = JsValue::from_str(reason);
         self.emit(
             "queued",
@@ -589,13 +600,12 @@ impl Inner {
     /// One tab drains at a time: the Web Locks API where present (browsers); elsewhere (Node,
     /// Workers) there is only this process.
     async fn drain_with_lock(self: &Rc<Self>, summary: &Rc<RefCell<Summary>>, force: bool) {
-        let durable = self
-            .st
-            .borrow()
-            .store
-            .as_ref()
-            .is_some_and(|s| s.is_durable());
-        if durable {
+        // Open the store first: a flush() right after `new AutumnTracker()` must not drain an
+        // IndexedDB queue without the tab lock because the store had not opened yet.
+        let Some(store) = self.store().await else {
+            return;
+        };
+        if store.is_durable() {
             let mut lock_name = String::from("autumn-track:");
             lock_name.push_str(&self.opts.queue_name);
             let inner = Rc::clone(self);
@@ -717,6 +727,7 @@ impl Inner {
             // track() must not evict one the drain is about to send.
             let keys: Vec<String> = due.iter().map(|r| r.key.clone()).collect();
             self.busy(keys.iter(), true);
+            super::panic::test_point("drain");
             let stopped = match self.opts.drain {
                 DrainMode::Batch => self.send_batches(&store, due, summary).await,
                 DrainMode::Single => self.send_singles(&store, due, summary).await,

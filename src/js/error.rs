@@ -13,10 +13,12 @@ thread_local! {
     static ERROR_CLASS: RefCell<Option<Function>> = const { RefCell::new(None) };
 }
 
-/// Registers the `TrackError` class the package exports. Internal: called by the entry modules.
+/// Registers the `TrackError` class the package exports, and what to call after a panic (see
+/// `panic.rs`). Internal: called by the entry modules, again for each fresh instance.
 #[wasm_bindgen(js_name = __setTrackErrorClass, skip_typescript)]
-pub fn set_track_error_class(class: Function) {
+pub fn set_track_error_class(class: Function, on_panic: Option<Function>) {
     ERROR_CLASS.with(|c| *c.borrow_mut() = Some(class));
+    super::panic::install(on_panic);
 }
 
 fn set(o: &JsValue, k: &str, v: &JsValue) {

@@ -5,6 +5,7 @@ mod convert;
 mod engine;
 mod error;
 mod http;
+mod panic;
 pub mod store;
 mod sys;
 
@@ -392,13 +393,16 @@ pub(crate) fn number_to_string(n: f64) -> String {
     sys::js_string_of(n)
 }
 
-fn new_key() -> String {
+/// A fresh idempotency key: `crypto.getRandomValues` and `Date.now()` into a UUID v7. What
+/// `track()` uses when the caller gives none; public (hidden) for the key tests only.
+pub fn new_key() -> String {
     let mut rand = [0u8; 10];
     sys::random_bytes(&mut rand);
     crate::key::uuid_v7(sys::now_ms() as u64, rand)
 }
 
 fn prepare(opts: &Options, input: &JsValue) -> Result<Event, TrackError> {
+    panic::test_point("prepare");
     let value = convert::to_value(input, opts.max_properties_bytes + 16 * 1024);
     parse_input(&value, opts.max_properties_bytes, new_key)
 }

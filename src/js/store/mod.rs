@@ -55,6 +55,9 @@ extern "C" {
     #[wasm_bindgen(js_name = exclusive)]
     pub fn exclusive(name: &str, run: &js_sys::Function) -> Promise;
 
+    /// After a panic: a drain that held the tab lock will never finish; let the lock go.
+    pub fn panicked();
+
     /// Tells the other tabs an event was queued.
     pub type Channel;
 

@@ -1,0 +1,52 @@
+//! After a panic. The release build aborts on panic (a wasm trap): the instance's state is
+//! lost (borrowed `RefCell`s, the stack pointer), so every later call could fail. Instead the
+//! panic hook asks wasm-bindgen for a fresh instance on the next call into the module, lets a
+//! drain's tab lock go (`js/store.js`), and tells the JavaScript entry (`js/recover.js`),
+//! which rejects the calls in flight with a `TrackError` (`internal`) and rebuilds each
+//! tracker from its options. Queued events are in IndexedDB (or the JavaScript memory store),
+//! outside the instance: the rebuilt tracker replays them with their keys.
+
+use core::cell::Cell;
+
+use js_sys::Function;
+use wasm_bindgen::prelude::*;
+
+thread_local! {
+    static ON_PANIC: Cell<Option<Function>> = const { Cell::new(None) };
+}
+
+/// Installs the panic hook; `on_panic` is called (once) when a panic happens.
+pub fn install(on_panic: Option<Function>) {
+    ON_PANIC.with(|c| c.set(on_panic));
+    std::panic::set_hook(alloc::boxed::Box::new(|_| {
+        wasm_bindgen::handler::schedule_reinit();
+        super::store::panicked();
+        if let Some(f) = ON_PANIC.with(Cell::take) {
+            let _ = f.call0(&JsValue::UNDEFINED);
+        }
+    }));
+}
+
+/// Test builds only (cargo feature `test-panic`, never published): panics when the global
+/// `__autumnTrackPanic` equals `at`, clearing it first (one panic per request, across
+/// instances).
+#[cfg(feature = "test-panic")]
+#[allow(clippy::panic)]
+pub fn test_point(at: &str) {
+    let g = js_sys::global();
+    let k = JsValue::from_str("__autumnTrackPanic");
+    if js_sys::Reflect::get(&g, &k)
+        .ok()
+        .and_then(|v| v.as_string())
+        .as_deref()
+        == Some(at)
+    {
+        let _ = js_sys::Reflect::set(&g, &k, &JsValue::UNDEFINED);
+        panic!("autumn-track test panic");
+    }
+}
+
+/// Without the `test-panic` feature: nothing at all.
+#[cfg(not(feature = "test-panic"))]
+#[inline(always)]
+pub fn test_point(_: &str) {}

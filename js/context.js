@@ -7,6 +7,8 @@
 // inside the same `waitUntil`: Workers have no IndexedDB, so the queue is this isolate's
 // memory, which an evicted isolate loses. What is still queued then is reported through the
 // tracker's `onEvent` (`queued`) and stays in memory for the isolate's next requests.
+// With `queue: { cloudflareQueue }` (js/cfqueue.js), such an event is handed to the Cloudflare
+// Queue inside this same `waitUntil` instead, and survives the isolate.
 import { AutumnTracker } from "../pkg/autumn_track.js";
 
 const settle = (p) => p.then(
@@ -22,7 +24,9 @@ AutumnTracker.prototype.withContext = function withContext(ctx) {
   return {
     track(input) {
       const p = tracker.track(input);
-      ctx.waitUntil(settle(p.then((r) => (r.status === "queued" ? tracker.flush() : r))));
+      // With `queue: { cloudflareQueue }` the hand-over to the queue is part of `p`; only an
+      // event the queue did not take (`queue: "memory"`) is flushed again.
+      ctx.waitUntil(settle(p.then((r) => (r.status === "queued" && r.queue !== "cloudflare" ? tracker.flush() : r))));
       return p;
     },
     flush() {

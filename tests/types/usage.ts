@@ -1,7 +1,8 @@
 // Compiled with `tsc --noEmit` against the published types: what a TypeScript user writes must
 // type-check, and the mistakes below must not (each `@ts-expect-error` fails the build if the
 // line stops being an error).
-import { AutumnTracker, TrackError, isTrackError } from "autumn-track";
+import { AutumnTracker, TrackError, isTrackError, handleTrackQueue } from "autumn-track";
+import type { CloudflareQueueProducer, MessageBatchLike, TrackQueueReport, TrackQueueDeadLetter } from "autumn-track";
 import type { TrackResult, TrackerOptions, AutumnTrackResponse, TrackInput } from "autumn-track";
 
 const options: TrackerOptions = { secretKey: "am_sk_test_x", baseUrl: "http://127.0.0.1:8787", maxRetries: 3 };
@@ -81,3 +82,36 @@ export function worker(ctx: { waitUntil(p: Promise<unknown>): void }): Promise<T
   void bound.flush();
   return bound.track({ customerId: "c", featureId: "f" });
 }
+
+// Cloudflare Queues (Node and Workers entries): the producer option and the consumer.
+
+interface Env {
+  AUTUMN_SECRET_KEY: string;
+  TRACK_QUEUE: CloudflareQueueProducer;
+  TRACK_REFUSED: CloudflareQueueProducer;
+}
+
+export async function edge(env: Env, ctx: { waitUntil(p: Promise<unknown>): void }): Promise<string> {
+  const t = new AutumnTracker({ secretKey: env.AUTUMN_SECRET_KEY, queue: { cloudflareQueue: env.TRACK_QUEUE } });
+  const r = await t.withContext(ctx).track({ customerId: "c", featureId: "f" });
+  if (r.status === "queued") {
+    const where: "cloudflare" | "memory" | undefined = r.queue;
+    return `${r.reason} ${where} ${r.message ?? ""}`;
+  }
+  const f = await t.flush();
+  return String(f.handedOver ?? 0);
+}
+
+export async function consumer(batch: MessageBatchLike, env: Env): Promise<number> {
+  const report: TrackQueueReport = await handleTrackQueue(batch, { secretKey: env.AUTUMN_SECRET_KEY, deadLetter: env.TRACK_REFUSED });
+  await handleTrackQueue(batch, {
+    secretKey: env.AUTUMN_SECRET_KEY,
+    deadLetter: async (letter: TrackQueueDeadLetter) => void letter.code,
+  });
+  // @ts-expect-error secretKey is required
+  await handleTrackQueue(batch, { baseUrl: "http://127.0.0.1:8787" });
+  return report.delivered + report.retried + report.deadLettered + report.refused.length;
+}
+
+// @ts-expect-error the queue option's object form takes a producer binding
+new AutumnTracker({ queue: { cloudflareQueue: "TRACK_QUEUE" } });

@@ -26,17 +26,17 @@ export async function importMiniflare() {
 /**
  * The published package in a fresh Worker project, bundled exactly as `wrangler deploy` would
  * (`--dry-run --outdir`: no account, no network): packs the repo into `work`, installs the
- * tarball offline into `work/app`, writes `workerJs` as its `src/index.js`. Resolves
+ * tarball offline into `work/app`, writes `workerJs` as its `src/index.js` (and `wranglerToml`, if given). Resolves
  * `{ app, outDir, bundle, wranglerLog }`; `app/node_modules/autumn-track` is the installed
  * package, as a user's bundler or CDN would see it.
  */
-export async function buildWorker(work, workerJs, { name = "autumn-track-workerd-test" } = {}) {
+export async function buildWorker(work, workerJs, { name = "autumn-track-workerd-test", wranglerToml = null } = {}) {
   if (!existsSync(WRANGLER_PKG)) throw new Error(`${WRANGLER_PKG} is missing: run npm install in the repo`);
   const tarball = await packRepo(work);
   const app = join(work, "app");
   mkdirSync(join(app, "src"), { recursive: true });
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "worker-consumer", private: true, type: "module" }, null, 2));
-  writeFileSync(join(app, "wrangler.toml"), `name = "${name}"\nmain = "src/index.js"\ncompatibility_date = "${COMPATIBILITY_DATE}"\n`);
+  writeFileSync(join(app, "wrangler.toml"), wranglerToml ?? `name = "${name}"\nmain = "src/index.js"\ncompatibility_date = "${COMPATIBILITY_DATE}"\n`);
   writeFileSync(join(app, "src/index.js"), workerJs);
   // No dependencies in the tarball: this install needs no registry.
   await run("npm", ["install", "--no-audit", "--no-fund", "--offline", "--no-package-lock", tarball], { cwd: app });
@@ -53,10 +53,11 @@ export async function buildWorker(work, workerJs, { name = "autumn-track-workerd
 
 /**
  * Runs wrangler's output in workerd through miniflare's API. `listen: true` also serves it on
- * a free 127.0.0.1 port (for a browser). Log lines go to `log` (an array). Resolves
+ * a free 127.0.0.1 port (for a browser). Log lines go to `log` (an array). `options` are more
+ * Miniflare options (e.g. `queueProducers`, `queueConsumers`). Resolves
  * `{ mf, url, workerdPids }`; `url` is the listening URL (or null).
  */
-export async function startWorker(outDir, { bindings = {}, log = [], listen = false } = {}) {
+export async function startWorker(outDir, { bindings = {}, log = [], listen = false, options = {} } = {}) {
   const { Miniflare, Log, LogLevel } = await importMiniflare();
   class CaptureLog extends Log {
     log(message) {
@@ -87,6 +88,7 @@ export async function startWorker(outDir, { bindings = {}, log = [], listen = fa
     cf: false,
     ...(listen ? { host: "127.0.0.1", port: 0 } : {}),
     bindings,
+    ...options,
     log: new CaptureLog(LogLevel.DEBUG),
     handleRuntimeStdio(stdout, stderr) {
       lines("[workerd stdout] ")(stdout);

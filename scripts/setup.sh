@@ -37,6 +37,12 @@ if ! have wasm-pack; then
   cargo install wasm-pack --locked
 fi
 
+# 3b. cargo-fuzz (libFuzzer on the native core; runs on stable with --sanitizer none)
+if ! have cargo-fuzz; then
+  log "installing cargo-fuzz (~45 s)"
+  cargo install cargo-fuzz --locked
+fi
+
 # 4. Browsers and drivers
 if [ "$WANT_BROWSERS" = 1 ]; then
   missing=()

@@ -68,6 +68,8 @@ check fmt cargo fmt --all -- --check
 check clippy cargo clippy --workspace --all-targets -- -D warnings
 check clippy-wasm cargo clippy -p autumn-track --all-targets --target wasm32-unknown-unknown -- -D warnings
 suite native cargo test --workspace
+# Each fuzz target for FUZZ_SECONDS (default 30) from its committed corpus.
+suite fuzz bash scripts/fuzz.sh
 
 if want chrome || want firefox || want node; then
   start_mock AUTUMN_MOCK_URL --auto-create-customers || { echo "could not start autumn-mock"; FAILED=$((FAILED + 1)); }
@@ -78,11 +80,15 @@ suite chrome bash scripts/wasm-tests.sh chrome
 suite firefox bash scripts/wasm-tests.sh firefox
 
 check build bash scripts/build.sh
-check size node scripts/size.mjs --budget-gzip 61440
+check size node scripts/size.mjs --budget-gzip 63488
 check types bash tests/types/check.sh
 suite node bash tests/node/run.sh
+# A panic in a test-only build (feature test-panic): reported as TrackError, tracker recovers.
+suite panic bash tests/panic/run.sh
 suite page node --test --test-reporter=tap tests/page/
 suite e2e node --test --test-reporter=tap tests/e2e/
+# 50,000 events at 30% faults with reloads and offline spells; the secret-key search.
+suite chaos node --test --test-reporter=tap tests/chaos/
 suite workerd node --test --test-reporter=tap tests/workerd/
 suite soak node --test --test-reporter=tap tests/soak/
 

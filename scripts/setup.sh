@@ -65,4 +65,10 @@ if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 fi
 
+# 6. The benchmark's own dependencies (baselines: autumn-js, workbox, posthog-js, Segment, esbuild)
+if [ ! -d bench/node_modules ] || [ bench/package-lock.json -nt bench/node_modules/.package-lock.json ]; then
+  log "npm ci --prefix bench"
+  npm ci --prefix bench --no-audit --no-fund
+fi
+
 log "ready"

@@ -82,6 +82,8 @@ suite firefox bash scripts/wasm-tests.sh firefox
 check build bash scripts/build.sh
 check size node scripts/size.mjs --budget-gzip 63488
 check types bash tests/types/check.sh
+# Every benchmark of `npm run bench`, with tiny counts: proves it still runs (numbers: bench/).
+suite bench npm run --silent bench -- --quick
 suite node bash tests/node/run.sh
 # A panic in a test-only build (feature test-panic): reported as TrackError, tracker recovers.
 suite panic bash tests/panic/run.sh

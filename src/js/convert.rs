@@ -47,10 +47,14 @@ impl Cx {
         if !self.spend(s.length() as usize) {
             return Value::Bad(Bad::TooLarge);
         }
-        if !s.is_valid_utf16() {
+        // The conversion writes a lone surrogate as U+FFFD (UTF-8 EF BF BD); only a string
+        // with an EF byte (U+F000..U+FFFF) is walked, one call into JS per UTF-16 unit, to
+        // tell a lone surrogate from a real character.
+        let r = String::from(s);
+        if r.as_bytes().contains(&0xEF) && !s.is_valid_utf16() {
             return Value::Bad(Bad::LoneSurrogate);
         }
-        Value::Str(String::from(s))
+        Value::Str(r)
     }
 
     fn convert(&mut self, v: &JsValue) -> Value {

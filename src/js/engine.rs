@@ -40,6 +40,8 @@ struct State {
     clock: Clock,
     seq: f64,
     in_flight: Vec<String>,
+    /// Keys the replay pass under way has picked (reserved as a whole, released as a whole).
+    pass: Vec<String>,
     listeners: Vec<Function>,
     timer: Option<(JsValue, f64)>,
     draining: Option<Promise>,
@@ -92,6 +94,7 @@ impl Inner {
                 clock: Clock::default(),
                 seq: 0.0,
                 in_flight: Vec::new(),
+                pass: Vec::new(),
                 listeners: on_event.into_iter().collect(),
                 timer: None,
                 draining: None,
@@ -404,21 +407,23 @@ impl Inner {
             return store;
         };
         let now = sys::now_ms();
-        let busy = self.st.borrow().in_flight.clone();
-        let dead: Vec<DeadLetter> = all
-            .into_iter()
-            .filter_map(Result::ok)
-            // Not what is being sent right now (here, or leased by another tab's track()).
-            .filter(|r| !(busy.contains(&r.key) || r.attempts == 0 && r.next_at > now))
-            .take(excess)
-            .map(|record| DeadLetter {
-                record,
-                code: String::from("queue_full"),
-                message: String::from("set aside: the queue reached maxQueueSize"),
-                status: None,
-                failed_at: now,
-            })
-            .collect();
+        let dead: Vec<DeadLetter> = {
+            let st = self.st.borrow();
+            let busy = |k: &String| st.in_flight.contains(k) || st.pass.contains(k);
+            all.into_iter()
+                .filter_map(Result::ok)
+                // Not what is being sent right now (here, or leased by another tab's track()).
+                .filter(|r| !(busy(&r.key) || r.attempts == 0 && r.next_at > now))
+                .take(excess)
+                .map(|record| DeadLetter {
+                    record,
+                    code: String::from("queue_full"),
+                    message: String::from("set aside: the queue reached maxQueueSize"),
+                    status: None,
+                    failed_at: now,
+                })
+                .collect()
+        };
         if store.move_to_dead(&dead).await.is_ok() {
             for d in &dead {
                 self.emit(
@@ -725,14 +730,13 @@ impl Inner {
             let more_later = plan.wake_at;
             // Planned records are busy until this pass is done with them: a concurrent
             // track() must not evict one the drain is about to send.
-            let keys: Vec<String> = due.iter().map(|r| r.key.clone()).collect();
-            self.busy(keys.iter(), true);
+            self.st.borrow_mut().pass = due.iter().map(|r| r.key.clone()).collect();
             super::panic::test_point("drain");
             let stopped = match self.opts.drain {
                 DrainMode::Batch => self.send_batches(&store, due, summary).await,
                 DrainMode::Single => self.send_singles(&store, due, summary).await,
             };
-            self.busy(keys.iter(), false);
+            self.st.borrow_mut().pass.clear();
             if let Some(at) = more_later {
                 Inner::schedule(self, at);
             }
@@ -777,7 +781,6 @@ impl Inner {
             }
             self.st.borrow_mut().last_batch_at = sys::now_ms();
             let body = queue::batch_body(chunk.iter(), &clock, now);
-            self.busy(chunk.iter().map(|r| &r.key), true);
             let reply = http::attempt(
                 &self.opts,
                 Send {
@@ -788,7 +791,6 @@ impl Inner {
                 },
             )
             .await;
-            self.busy(chunk.iter().map(|r| &r.key), false);
             self.observe(&reply);
             match &reply {
                 Reply::Answer { status, .. } if (200..300).contains(status) => {
@@ -826,7 +828,6 @@ impl Inner {
     ) -> bool {
         for (i, rec) in due.iter().enumerate() {
             let mut with_ts = true;
-            self.busy(core::iter::once(&rec.key), true);
             let reply = loop {
                 let now = sys::now_ms();
                 let clock = self.st.borrow().clock;
@@ -855,7 +856,6 @@ impl Inner {
                 }
                 break reply;
             };
-            self.busy(core::iter::once(&rec.key), false);
             let outcome = outcome_of(&reply);
             let attempts = rec.attempts.saturating_add(1);
             match queue::fate(
@@ -904,19 +904,6 @@ impl Inner {
     /// stored copy stays until an answer, so at worst the next visit resends it for a 409).
     fn exit_keepalive(&self, len: usize) -> bool {
         self.st.borrow().exiting && len <= KEEPALIVE_BUDGET
-    }
-
-    /// Marks `keys` as being sent (or no longer): not evicted, not sent twice by this tab,
-    /// and holding back their customer's later events.
-    fn busy<'k>(&self, keys: impl Iterator<Item = &'k String>, on: bool) {
-        let mut st = self.st.borrow_mut();
-        for k in keys {
-            if on {
-                st.in_flight.push(k.clone());
-            } else if let Some(i) = st.in_flight.iter().position(|x| x == k) {
-                st.in_flight.swap_remove(i);
-            }
-        }
     }
 
     /// Records a failed attempt on each of `recs` and plans their next try.
@@ -992,7 +979,10 @@ impl Inner {
             set(&o, "storage", &JsValue::from_str("off"));
             o.into()
         });
-        let in_flight = self.st.borrow().in_flight.len() as u32;
+        let in_flight = {
+            let st = self.st.borrow();
+            (st.in_flight.len() + st.pass.len()) as u32
+        };
         let queued = Reflect::get(&o, &JsValue::from_str("queued"))
             .ok()
             .and_then(|v| v.as_f64())

@@ -1,5 +1,5 @@
 // (1) Shipped size: what a browser downloads to call track(), gzip -9 and brotli q11.
-// Ours: the files scripts/size.mjs counts (release wasm, glue, snippets, js/browser.js +
+// Ours: the files scripts/size.mjs counts (release wasm, glue, snippets, js/browser.js, js/recover.js +
 // js/error.js), from the snapshot of pkg/ and js/. Baselines: esbuild --bundle --minify of
 // small entry files that call just their track path (bench/entries/size/).
 import { readdirSync, readFileSync } from "node:fs";
@@ -20,7 +20,7 @@ export function oursSize(snapDir) {
   const snippets = readdirSync(join(snapDir, "pkg/snippets"), { recursive: true })
     .filter((f) => f.endsWith(".js"))
     .map((f) => `pkg/snippets/${f}`);
-  const files = ["pkg/autumn_track_bg.wasm", "pkg/autumn_track.js", ...snippets, "js/browser.js", "js/error.js"];
+  const files = ["pkg/autumn_track_bg.wasm", "pkg/autumn_track.js", ...snippets, "js/browser.js", "js/recover.js", "js/error.js"];
   const rows = files.map((f) => ({ file: f.replace(/snippets\/[^/]+\//, "snippets/…/"), ...sizes(readFileSync(join(snapDir, f))) }));
   return { files: rows, total: sum(rows) };
 }

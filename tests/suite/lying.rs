@@ -10,48 +10,17 @@
 )]
 
 use autumn_track::AutumnTracker;
-use js_sys::{Array, Function, Promise, Reflect, JSON};
+use js_sys::{Array, Function, Promise, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::wasm_bindgen_test;
+
+use crate::common::{get, json, mock, num, s, uid};
 
 const KEY: &str = "am_sk_test_lying_suite";
 
 /// What the mock's HTML pages end with: no message may quote a page that far.
 const PAGE_END: &str = "end of proxy page";
-
-fn mock() -> &'static str {
-    match option_env!("AUTUMN_MOCK_URL") {
-        Some(url) => url,
-        None => panic!(
-            "AUTUMN_MOCK_URL must be set when building the wasm tests (scripts/test.sh does)"
-        ),
-    }
-}
-
-fn json(text: &str) -> JsValue {
-    JSON::parse(text).unwrap_or_else(|_| panic!("bad JSON in test: {text}"))
-}
-
-fn get(v: &JsValue, k: &str) -> JsValue {
-    Reflect::get(v, &JsValue::from_str(k)).unwrap()
-}
-
-fn s(v: &JsValue, k: &str) -> String {
-    get(v, k)
-        .as_string()
-        .unwrap_or_else(|| panic!("{k} is not a string in {:?}", JSON::stringify(v)))
-}
-
-fn num(v: &JsValue, k: &str) -> f64 {
-    get(v, k)
-        .as_f64()
-        .unwrap_or_else(|| panic!("{k} is not a number in {:?}", JSON::stringify(v)))
-}
-
-fn uid(prefix: &str) -> String {
-    format!("{prefix}_{:x}", (js_sys::Math::random() * 1e15) as u64)
-}
 
 fn now() -> f64 {
     js_sys::Date::now()

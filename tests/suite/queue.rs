@@ -13,43 +13,12 @@ use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::wasm_bindgen_test;
 
-const KEY: &str = "am_sk_test_queue_suite";
+use crate::common::{get, json, mock, num, s, uid};
 
-fn mock() -> &'static str {
-    match option_env!("AUTUMN_MOCK_URL") {
-        Some(url) => url,
-        None => panic!(
-            "AUTUMN_MOCK_URL must be set when building the wasm tests (scripts/test.sh does)"
-        ),
-    }
-}
+const KEY: &str = "am_sk_test_queue_suite";
 
 /// A loopback port nothing listens on: every request fails like a dropped network.
 const DEAD: &str = "http://127.0.0.1:9";
-
-fn json(text: &str) -> JsValue {
-    JSON::parse(text).unwrap_or_else(|_| panic!("bad JSON in test: {text}"))
-}
-
-fn get(v: &JsValue, k: &str) -> JsValue {
-    Reflect::get(v, &JsValue::from_str(k)).unwrap()
-}
-
-fn num(v: &JsValue, k: &str) -> f64 {
-    get(v, k)
-        .as_f64()
-        .unwrap_or_else(|| panic!("{k} is not a number in {:?}", JSON::stringify(v)))
-}
-
-fn s(v: &JsValue, k: &str) -> String {
-    get(v, k)
-        .as_string()
-        .unwrap_or_else(|| panic!("{k} is not a string in {:?}", JSON::stringify(v)))
-}
-
-fn uid(prefix: &str) -> String {
-    format!("{prefix}_{:x}", (js_sys::Math::random() * 1e15) as u64)
-}
 
 async fn mock_json(method: &str, path: &str, body: Option<&str>) -> JsValue {
     let url = format!("{}{}", mock(), path);

@@ -13,36 +13,9 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::wasm_bindgen_test;
 
+use crate::common::{get, json, mock, s, uid};
+
 const KEY: &str = "am_sk_test_wasm_suite";
-
-fn mock() -> &'static str {
-    // Read at run time on purpose: the suite still compiles (for clippy) without a mock.
-    match option_env!("AUTUMN_MOCK_URL") {
-        Some(url) => url,
-        None => panic!(
-            "AUTUMN_MOCK_URL must be set when building the wasm tests (scripts/test.sh does)"
-        ),
-    }
-}
-
-fn json(text: &str) -> JsValue {
-    JSON::parse(text).unwrap_or_else(|_| panic!("bad JSON in test: {text}"))
-}
-
-fn get(v: &JsValue, k: &str) -> JsValue {
-    Reflect::get(v, &JsValue::from_str(k)).unwrap()
-}
-
-fn s(v: &JsValue, k: &str) -> String {
-    get(v, k)
-        .as_string()
-        .unwrap_or_else(|| panic!("{k} is not a string in {:?}", JSON::stringify(v)))
-}
-
-fn uid(prefix: &str) -> String {
-    let n = (js_sys::Math::random() * 1e15) as u64;
-    format!("{prefix}_{n:x}")
-}
 
 async fn http(method: &str, path: &str, body: Option<&str>) -> JsValue {
     let url = format!("{}{}", mock(), path);

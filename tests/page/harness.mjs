@@ -150,6 +150,34 @@ export const uid = (p) => `${p}_${Date.now().toString(36)}_${Math.random().toStr
 export const tail = (s, n = 4000) => (s.length > n ? `…${s.slice(-n)}` : s);
 
 /** Rejects when `promise` has not settled within `ms`. */
+/**
+ * What a suite wraps its test bodies with: a failed setup fails every test (the first with the
+ * whole story, the rest in one line), a hung test fails after `timeoutMs` instead of hanging the
+ * run, and every failure carries `diagnostics()` (the suite's logs). `setup()` says
+ * `{ error, ready }`: the setup error so far, and whether tests marked `{ early: true }` may run
+ * despite it (e.g. once the bundle is built).
+ */
+export function guarded(diagnostics, setup, { timeoutMs: defaultTimeout = 30_000 } = {}) {
+  let reported = false;
+  return (fn, { early = false, timeoutMs = defaultTimeout } = {}) => async (t) => {
+    const { error, ready = false } = setup();
+    const blocked = error && !(early && ready);
+    if (blocked && reported) throw new Error(`setup failed (see the first failure): ${error.message.split("\n")[0]}`);
+    try {
+      if (blocked) {
+        reported = true;
+        throw error;
+      }
+      await withTimeout(fn(t), timeoutMs, "the test");
+    } catch (e) {
+      if (e && typeof e === "object") {
+        try { e.message = `${e.message}\n${diagnostics()}`; } catch { /* read-only message */ }
+      }
+      throw e;
+    }
+  };
+}
+
 export function withTimeout(promise, ms, what) {
   let timer;
   const timeout = new Promise((_, reject) => {

@@ -11,7 +11,7 @@ import { createServer } from "node:http";
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { extname, join, normalize, relative, sep } from "node:path";
 import { chromium } from "playwright-core";
-import { REPO, mockEvents, mockFaults, packRepo, quietEnv, removeDir, requireBuilt, run, startMock, tail, tempDir, uid, onAbnormalExit, withTimeout } from "./harness.mjs";
+import { REPO, mockEvents, mockFaults, packRepo, quietEnv, removeDir, requireBuilt, run, startMock, tail, tempDir, uid, onAbnormalExit, guarded, withTimeout } from "./harness.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const KEY = "am_sk_test_page";
@@ -145,27 +145,9 @@ describe("autumn-track in a Vite-built page (release build, packed tarball)", ()
   // carries the whole story, with the logs. Tests marked { early: true } need setup only up to
   // the Vite build (`built`), so they still say what they check when a later step breaks.
   let setupError;
-  let setupReported = false;
   let built = false;
 
-  // Wraps a test body: on failure, the error carries the logs; a hung test fails (with the
-  // logs) instead of hanging the run.
-  const withDiagnostics = (fn, { early = false, timeoutMs = 30_000 } = {}) => async (t) => {
-    const blocked = setupError && !(early && built);
-    if (blocked && setupReported) throw new Error(`setup failed (see the first failure): ${setupError.message.split("\n")[0]}`);
-    try {
-      if (blocked) {
-        setupReported = true;
-        throw setupError;
-      }
-      await withTimeout(fn(t), timeoutMs, "the test");
-    } catch (e) {
-      if (e && typeof e === "object") {
-        try { e.message = `${e.message}\n${diagnostics()}`; } catch { /* read-only message */ }
-      }
-      throw e;
-    }
-  };
+  const withDiagnostics = guarded(diagnostics, () => ({ error: setupError, ready: built }));
 
   let setupDone;
   before(async () => {

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 // The plumbing both suites share (paths, packing, commands, autumn-mock) is the page suite's.
-import { REPO, MOCK_BIN, WASM, requireBuilt, tempDir, removeDir, quietEnv, run, packRepo, startMock, mockEvents, mockFaults, uid, tail, withTimeout, onAbnormalExit, childPidsNamed } from "../page/harness.mjs";
-export { REPO, MOCK_BIN, WASM, requireBuilt, tempDir, removeDir, quietEnv, run, packRepo, startMock, mockEvents, mockFaults, uid, tail, withTimeout, onAbnormalExit, childPidsNamed };
+import { REPO, MOCK_BIN, WASM, requireBuilt, tempDir, removeDir, quietEnv, run, packRepo, startMock, mockEvents, mockFaults, uid, tail, withTimeout, guarded, onAbnormalExit, childPidsNamed } from "../page/harness.mjs";
+export { REPO, MOCK_BIN, WASM, requireBuilt, tempDir, removeDir, quietEnv, run, packRepo, startMock, mockEvents, mockFaults, uid, tail, withTimeout, guarded, onAbnormalExit, childPidsNamed };
 
 // ---- a wrangler-built Worker under miniflare (used by the proxy suites) ---------------------
 

@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { PROXY_WORKER_JS, buildWorker, mockEvents, mockFaults, onAbnormalExit, removeDir, requireBuilt, startMock, startWorker, tail, tempDir, uid, withTimeout } from "./harness.mjs";
+import { PROXY_WORKER_JS, buildWorker, mockEvents, mockFaults, onAbnormalExit, removeDir, requireBuilt, startMock, startWorker, tail, tempDir, uid, guarded, withTimeout } from "./harness.mjs";
 
 const SECRET_KEY = "am_sk_test_proxy_suite_3f9c2e";
 // Well-formed, but not the one the mock accepts: Autumn answers 401 invalid_secret_key.
@@ -44,24 +44,7 @@ describe("handleTrackRequest in a Cloudflare Worker (wrangler bundle, workerd vi
     ].join("\n");
 
   let setupError, setupDone;
-  let setupReported = false;
-  // A failed setup fails every test (the first with the whole story); a hung test fails with
-  // the logs instead of hanging the run.
-  const withDiagnostics = (fn, { timeoutMs = 30_000 } = {}) => async (t) => {
-    if (setupError && setupReported) throw new Error(`setup failed (see the first failure): ${setupError.message.split("\n")[0]}`);
-    try {
-      if (setupError) {
-        setupReported = true;
-        throw setupError;
-      }
-      await withTimeout(fn(t), timeoutMs, "the test");
-    } catch (e) {
-      if (e && typeof e === "object") {
-        try { e.message = `${e.message}\n${diagnostics()}`; } catch { /* read-only message */ }
-      }
-      throw e;
-    }
-  };
+  const withDiagnostics = guarded(diagnostics, () => ({ error: setupError }));
 
   /**
    * Sends a request to the Worker as a browser tracker would. `user` sets `Authorization:

@@ -14,7 +14,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { buildWorker, mockEvents, onAbnormalExit, removeDir, requireBuilt, startMock, startWorker, tail, tempDir, uid, withTimeout } from "./harness.mjs";
+import { buildWorker, mockEvents, onAbnormalExit, removeDir, requireBuilt, startMock, startWorker, tail, tempDir, uid, guarded, withTimeout } from "./harness.mjs";
 import { DLQ, QUEUE, QUEUE_B, QUEUE_WORKER_JS, REFUSED, WRANGLER_TOML } from "./queue-worker.mjs";
 
 const SECRET_KEY = "am_sk_test_queue_suite_51c0";
@@ -42,22 +42,7 @@ describe("Cloudflare Queues: producer and handleTrackQueue consumer in workerd (
     ].join("\n");
 
   let setupError, setupDone;
-  let setupReported = false;
-  const withDiagnostics = (fn, { timeoutMs = 90_000 } = {}) => async (t) => {
-    if (setupError && setupReported) throw new Error(`setup failed (see the first failure): ${setupError.message.split("\n")[0]}`);
-    try {
-      if (setupError) {
-        setupReported = true;
-        throw setupError;
-      }
-      await withTimeout(fn(t), timeoutMs, "the test");
-    } catch (e) {
-      if (e && typeof e === "object") {
-        try { e.message = `${e.message}\n${diagnostics()}`; } catch { /* read-only message */ }
-      }
-      throw e;
-    }
-  };
+  const withDiagnostics = guarded(diagnostics, () => ({ error: setupError }), { timeoutMs: 90_000 });
 
   async function call(path, body) {
     const res = await mf.dispatchFetch(`http://worker.test${path}`, body === undefined

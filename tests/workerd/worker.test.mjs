@@ -14,7 +14,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { REPO, childPidsNamed, mockEvents, mockFaults, packRepo, quietEnv, removeDir, requireBuilt, run, startMock, tail, tempDir, uid, onAbnormalExit, withTimeout } from "./harness.mjs";
+import { REPO, childPidsNamed, mockEvents, mockFaults, packRepo, quietEnv, removeDir, requireBuilt, run, startMock, tail, tempDir, uid, onAbnormalExit, guarded, withTimeout } from "./harness.mjs";
 
 const COMPATIBILITY_DATE = "2025-09-01";
 const SECRET_KEY = "am_sk_test_workerd_suite";
@@ -121,27 +121,9 @@ describe("autumn-track in a Cloudflare Worker (wrangler bundle, workerd via mini
   // carries the whole story, with the logs. Tests marked { early: true } need setup only up to
   // the wrangler bundle (`bundled`), so they still say what they check when a later step breaks.
   let setupError;
-  let setupReported = false;
   let bundled = false;
 
-  // Wraps a test body: on failure, the error carries the logs; a hung test fails (with the
-  // logs) instead of hanging the run.
-  const withDiagnostics = (fn, { early = false, timeoutMs = 30_000 } = {}) => async (t) => {
-    const blocked = setupError && !(early && bundled);
-    if (blocked && setupReported) throw new Error(`setup failed (see the first failure): ${setupError.message.split("\n")[0]}`);
-    try {
-      if (blocked) {
-        setupReported = true;
-        throw setupError;
-      }
-      await withTimeout(fn(t), timeoutMs, "the test");
-    } catch (e) {
-      if (e && typeof e === "object") {
-        try { e.message = `${e.message}\n${diagnostics()}`; } catch { /* read-only message */ }
-      }
-      throw e;
-    }
-  };
+  const withDiagnostics = guarded(diagnostics, () => ({ error: setupError, ready: bundled }));
 
   /** POSTs {input, opts} to the Worker; returns its JSON answer (and HTTP status). */
   async function callWorker(path, input, opts) {

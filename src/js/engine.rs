@@ -1167,13 +1167,24 @@ pub fn clip(s: &str, max: usize) -> &str {
 /// A permanent refusal as a `TrackError` with Autumn's code, status and message.
 fn refusal(status: u16, text: &str, key: &str) -> TrackError {
     let (code, message) = server_error(text);
-    let mut msg = String::from("Autumn refused the event (HTTP ");
+    // Autumn claims a key before processing, so its own refusal is final. An answer without
+    // Autumn's code comes from something in between (a proxy, a CDN) and proves nothing: an
+    // earlier copy of this request (a browser resends a POST by itself when a reused
+    // connection drops) may have been recorded.
+    let mut msg = String::from(if code.is_some() {
+        "Autumn refused the event (HTTP "
+    } else {
+        "refused without an Autumn answer (HTTP "
+    });
     push_u64(&mut msg, u64::from(status));
     if let Some(c) = &code {
         msg.push(' ');
         msg.push_str(c);
     }
     msg.push(')');
+    if code.is_none() {
+        msg.push_str("; it may have been recorded: resend only with idempotencyKey");
+    }
     match message {
         Some(m) => {
             msg.push_str(": ");

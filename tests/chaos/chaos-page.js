@@ -54,7 +54,7 @@ window.chaos = {
           const r = await tracker.track(input(seq, key));
           acks.push([seq, r.idempotencyKey, r.status]);
         } catch (e) {
-          acks.push([seq, e?.idempotencyKey ?? key, "error", String(e?.code), String(e?.message)]);
+          acks.push([seq, e?.idempotencyKey ?? key, "error", String(e?.code), String(e?.message), Date.now()]);
         } finally {
           active--;
         }

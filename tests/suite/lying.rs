@@ -250,7 +250,7 @@ async fn a_4xx_html_page_or_truncated_refusal_is_a_bounded_http_error() {
     assert_eq!(s(&e, "idempotencyKey"), key);
     let msg = s(&e, "message");
     assert!(
-        msg.starts_with("Autumn refused the event (HTTP 403)"),
+        msg.starts_with("refused without an Autumn answer (HTTP 403); it may have been recorded"),
         "{msg}"
     );
     assert_bounded(&msg);
@@ -278,6 +278,46 @@ async fn a_4xx_html_page_or_truncated_refusal_is_a_bounded_http_error() {
     }
     still_works(&t).await;
     close_and_delete(t, &db).await;
+}
+
+/// A request recorded whose connection then dropped, and a proxy's 403 on the next copy (the
+/// SDK's retry, or the browser's own resend of a POST on a reused connection, which the SDK
+/// never sees): the error cannot claim the event was not recorded, and resending with its key
+/// is what makes that safe.
+#[wasm_bindgen_test]
+async fn a_proxy_refusal_after_an_unanswered_recording_is_not_a_proof_of_loss() {
+    let opts = format!(
+        r#"{{"secretKey":"{KEY}","baseUrl":"{}","dangerouslyAllowBrowser":true,"queue":"off","maxRetries":1}}"#,
+        mock()
+    );
+    let t = AutumnTracker::new(json(&opts)).unwrap_or_else(|e| panic!("tracker: {e:?}"));
+    let customer = uid("cus");
+    // A connection to reuse: this is when Chromium resends a POST by itself.
+    still_works(&t).await;
+    let key = uid("dropped403");
+    script(&key, &["drop_after_record", "html_403"]).await;
+    let e = track(&t, event(&customer, &key))
+        .await
+        .expect_err("the 403 is what the tracker saw last");
+    assert_eq!(s(&e, "code"), "http_error");
+    assert_eq!(num(&e, "status"), 403.0);
+    assert_eq!(s(&e, "idempotencyKey"), key);
+    let msg = s(&e, "message");
+    assert!(msg.contains("it may have been recorded"), "{msg}");
+    assert!(msg.contains("resend only with idempotencyKey"), "{msg}");
+    assert_bounded(&msg);
+    // It was recorded, by the copy whose answer never came.
+    let v = mock_json("GET", &format!("/_mock/events?idempotency_key={key}"), None).await;
+    assert_eq!(num(&v, "count"), 1.0);
+    let ev = js_sys::Reflect::get(&get(&v, "events"), &0.into()).unwrap();
+    assert_eq!(get(&ev, "dropped_after_record"), JsValue::TRUE);
+    // The remedy the message names: the same key again is a duplicate, not a second count.
+    let r = track(&t, event(&customer, &s(&e, "idempotencyKey")))
+        .await
+        .expect("resent with its key");
+    assert_eq!(s(&r, "status"), "duplicate");
+    assert_eq!(recorded(&key).await, 1);
+    t.close();
 }
 
 #[wasm_bindgen_test]

@@ -814,8 +814,8 @@ async fn api(
         });
     }
     let r = match kind {
-        Kind::Track => track(app, &parts, json, header_key),
-        Kind::Batch => batch(app, &parts, json, header_key),
+        Kind::Track => track(app, &parts, json, header_key, plan.drop_after_record),
+        Kind::Batch => batch(app, &parts, json, header_key, plan.drop_after_record),
     };
     if plan.drop_after_record {
         inc(&app.stats.fault_drop);
@@ -955,7 +955,13 @@ struct AsyncResponse<'a> {
     balance: Option<()>,
 }
 
-fn track(app: &App, parts: &Parts, json: Value, header_key: Option<String>) -> Resp {
+fn track(
+    app: &App,
+    parts: &Parts,
+    json: Value,
+    header_key: Option<String>,
+    dropped_after_record: bool,
+) -> Resp {
     let (env, api_version) = match preamble(app, parts) {
         Ok(x) => x,
         Err(r) => return *r,
@@ -966,6 +972,7 @@ fn track(app: &App, parts: &Parts, json: Value, header_key: Option<String>) -> R
         api_version,
         idempotency_header: header_key,
         headers: collect_headers(&parts.headers),
+        dropped_after_record,
     });
     let now = Instant::now();
     let mut st = app.store.lock();
@@ -1044,7 +1051,13 @@ fn track(app: &App, parts: &Parts, json: Value, header_key: Option<String>) -> R
     json_bytes(status, body.unwrap_or_default())
 }
 
-fn batch(app: &App, parts: &Parts, json: Value, header_key: Option<String>) -> Resp {
+fn batch(
+    app: &App,
+    parts: &Parts,
+    json: Value,
+    header_key: Option<String>,
+    dropped_after_record: bool,
+) -> Resp {
     let (env, api_version) = match preamble(app, parts) {
         Ok(x) => x,
         Err(r) => return *r,
@@ -1082,6 +1095,7 @@ fn batch(app: &App, parts: &Parts, json: Value, header_key: Option<String>) -> R
         api_version,
         idempotency_header: header_key,
         headers: collect_headers(&parts.headers),
+        dropped_after_record,
     });
     let mut st = app.store.lock();
     if let Some(hk) = &meta.idempotency_header {

@@ -95,6 +95,11 @@ pub struct RequestMeta {
     /// Every request header as a JSON object, lowercased name → value (repeated headers
     /// joined with ", "). Pre-rendered: far smaller than a map per event.
     pub headers: Box<RawValue>,
+    /// The `drop_after_record` fault hit this request: recorded, then the connection was
+    /// dropped without an answer (a browser may resend such a POST on its own). Shown only
+    /// when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dropped_after_record: bool,
 }
 
 /// One deduction in a track answer.

@@ -105,19 +105,26 @@ async fn drop_after_record_records_then_drops() {
     set_faults(&srv, json!({"drop_after_record": 1.0})).await;
     let r = post(&srv, TRACK, &body("d1"), &[]).await;
     assert!(r.is_err(), "connection dropped without an answer: {r:?}");
-    assert_eq!(
-        events(&srv, "?idempotency_key=d1").await.len(),
-        1,
-        "recorded"
-    );
+    let ev = events(&srv, "?idempotency_key=d1").await;
+    assert_eq!(ev.len(), 1, "recorded");
+    assert_eq!(ev[0]["dropped_after_record"], true, "marked as unanswered");
     set_faults(&srv, json!({"clear": true})).await;
     // The retry the client must do: the key was kept, so it is a 409 (already recorded).
     track(&srv, body("d1"))
         .await
         .expect_err(409, "duplicate_idempotency_key");
     assert_eq!(fault_count(&srv, "drop_after_record").await, 1);
+    track(&srv, body("d2")).await.expect(200);
+    let ev = events(&srv, "?idempotency_key=d2").await;
+    assert!(
+        ev[0].get("dropped_after_record").is_none(),
+        "answered: no mark"
+    );
     let b = get_json(&srv, "/_mock/balances?customer_id=cus_1").await;
-    assert_eq!(b["customers"]["cus_1"]["features"]["messages"]["usage"], 1);
+    assert_eq!(
+        b["customers"]["cus_1"]["features"]["messages"]["usage"], 2,
+        "d1 once, d2 once"
+    );
 }
 
 #[tokio::test]

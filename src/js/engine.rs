@@ -319,17 +319,10 @@ impl Inner {
         super::panic::test_point("track");
         let body = queue::body_for(&rec, &Clock::default(), now, false);
         let r = this.deliver_inline(&rec.key, &body, Some(&rec)).await;
-        let recheck = {
-            let mut st = this.st.borrow_mut();
-            if let Some(i) = st.in_flight.iter().position(|k| *k == rec.key) {
-                st.in_flight.swap_remove(i);
-            }
-            core::mem::take(&mut st.recheck)
-        };
-        if recheck {
-            Inner::schedule(&this, sys::now_ms());
-        }
-        match r {
+        let key = rec.key.clone();
+        // The key stays in flight until the stored copy says what happened (deleted, or
+        // rescheduled): a drain in between must not send it again.
+        let out = match r {
             Err(e) if e.code == Code::Unavailable => {
                 let (reason, detail) = unavailable_reason(&e);
                 rec.attempts = rec.attempts.saturating_add(1);
@@ -359,7 +352,18 @@ impl Inner {
                 }
                 other
             }
+        };
+        let recheck = {
+            let mut st = this.st.borrow_mut();
+            if let Some(i) = st.in_flight.iter().position(|k| *k == key) {
+                st.in_flight.swap_remove(i);
+            }
+            core::mem::take(&mut st.recheck)
+        };
+        if recheck {
+            Inner::schedule(&this, sys::now_ms());
         }
+        out
     }
 
     async fn queued(

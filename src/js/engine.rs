@@ -1060,6 +1060,14 @@ impl Inner {
     }
 }
 
+/// A tracker dropped without close() (its JS object was garbage-collected) must not leave a
+/// timer or listener behind that would call into closures dropped with it.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 fn self_emit_delivered(inner: &Inner, key: &str, duplicate: bool) {
     inner.emit(
         "delivered",

@@ -114,3 +114,38 @@ test("in Node the queue is in memory: it says so once, queues, and flush() deliv
   assert.ok(!JSON.stringify(seen).includes(KEY), "the secret key never reaches the event hook");
   t.close();
 });
+
+test("a tracker garbage-collected without close() leaves no timer behind to fire into freed code", async () => {
+  const { setFlagsFromString } = await import("node:v8");
+  const { runInNewContext } = await import("node:vm");
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc");
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const net = await import("node:net");
+  const port = await new Promise((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); }); });
+  const errors = [];
+  const onError = (e) => errors.push(String(e?.stack || e));
+  process.on("uncaughtException", onError);
+  try {
+    // The server is down: the event is queued in memory and a retry timer is set (~1 s).
+    const ref = await (async () => {
+      const t = new AutumnTracker({ secretKey: KEY, baseUrl: `http://127.0.0.1:${port}`, queueName: uid("gc"), maxRetries: 0 });
+      const r = await t.track({ customerId: "c", featureId: "messages" });
+      assert.equal(r.status, "queued");
+      return new WeakRef(t);
+    })();
+    // (deref() keeps its target alive to the end of the current job: collect in the next one.)
+    let alive = true;
+    for (let i = 0; i < 20 && alive; i++) {
+      await sleep(0);
+      gc();
+      await sleep(20);
+      alive = ref.deref() !== undefined;
+    }
+    assert.equal(alive, false, "the tracker was collected");
+    await sleep(2_500); // past the retry timer
+    assert.deepEqual(errors, []);
+  } finally {
+    process.off("uncaughtException", onError);
+  }
+});

@@ -304,11 +304,37 @@ class IdbStore {
       }
     });
   }
+  // Group commit: puts and deletes that arrive while a write is under way go together, in
+  // arrival order, in the next transaction — a burst of track() calls costs a few durable
+  // commits, not one each. Each caller still gets all-or-nothing for its own write: a failed
+  // group is retried caller by caller, so one caller's bad write cannot fail another's.
+  // ("update" is not grouped: its put depends on a read, which would see later writes.)
+  grouped(op, arg) {
+    return new Promise((resolve, reject) => {
+      (this.waiting ||= []).push({ op, arg, resolve, reject });
+      if (!this.writing) this.commit();
+    });
+  }
+  commit() {
+    const group = this.waiting;
+    this.waiting = null;
+    this.writing = !!group;
+    if (!group) return;
+    const write = (gs) =>
+      this.tx([Q], true, (q) => gs.forEach((g) => g.arg.forEach((x) => (g.op === "put" ? q.put(x) : q.delete(x)))));
+    write(group)
+      .then(
+        () => group.forEach((g) => g.resolve()),
+        (e) => (group.length === 1 ? group[0].reject(e) : Promise.all(group.map((g) => write([g]).then(g.resolve, g.reject)))),
+      )
+      .then(() => this.commit());
+  }
   op(op, arg) {
     const result = (r) => () => r.result;
     switch (op) {
       case "put":
-        return this.tx([Q], true, (q) => arg.forEach((r) => q.put(r)));
+      case "del":
+        return this.grouped(op, arg);
       case "update":
         // Put only what is still there: a record delivered or set aside meanwhile (by this or
         // another tab) must not come back from a stale copy.
@@ -318,15 +344,14 @@ class IdbStore {
             c.onsuccess = () => c.result && q.put(r);
           }),
         );
-      case "del":
-        return this.tx([Q], true, (q) => arg.forEach((k) => q.delete(k)));
       case "load":
         return this.tx([Q], false, (q) => {
           const r = q.getAll();
           return () => r.result.sort(byQueueOrder);
         });
       case "count":
-        return this.tx([Q], false, (q) => result(q.count()));
+        // Counts asked for while one is under way share it (a burst of track() calls).
+        return (this.counting ||= this.tx([Q], false, (q) => result(q.count())).finally(() => (this.counting = null)));
       case "putDead":
         return this.tx([D], true, (d) => arg.forEach((l) => d.put(l)));
       case "loadDead":
@@ -479,7 +504,15 @@ export function openChannel(name, onMessage) {
     const bc = new BroadcastChannel(name);
     bc.onmessage = () => onMessage();
     bc.unref?.(); // Node: an open channel must not keep the process alive
-    return { post: () => bc.postMessage(1), close: () => bc.close() };
+    // One message for a burst of queued events (they wake the same drain).
+    let due = false;
+    const send = () => {
+      due = false;
+      try {
+        bc.postMessage(1);
+      } catch {} // closed meanwhile
+    };
+    return { post: () => due || ((due = true), queueMicrotask(send)), close: () => bc.close() };
   } catch {
     return null;
   }

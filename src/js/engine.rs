@@ -61,7 +61,14 @@ struct State {
     /// A drain held records back behind a real-time send of this tab: when a `track()` call
     /// settles, drain again (nothing else would wake those records up).
     recheck: bool,
+    /// Free places in the queue as last counted, and when (local ms): `track()` spends them
+    /// without counting again while they are fresh (a burst costs one count, not one each).
+    room: Option<(usize, f64)>,
 }
+
+/// How long a count of the queue stays good for `make_room` (other tabs may add records
+/// meanwhile: `maxQueueSize` can be overshot by what they write within this time).
+const ROOM_FRESH_MS: f64 = 1_000.0;
 
 /// Least time between two `batch_track` requests (Autumn: 10 per second per organisation).
 const BATCH_SPACING_MS: f64 = 110.0;
@@ -106,6 +113,7 @@ impl Inner {
                 exiting: false,
                 channel: None,
                 recheck: false,
+                room: None,
             }),
             ready: RefCell::new(None),
             timer_cb: RefCell::new(None),
@@ -232,7 +240,11 @@ impl Inner {
     async fn fall_back(&self, why: &str) -> Rc<Store> {
         let (mem, _) = Store::open(Kind::Memory, &self.opts.queue_name).await;
         let mem = Rc::new(mem);
-        let old = self.st.borrow_mut().store.replace(Rc::clone(&mem));
+        let old = {
+            let mut st = self.st.borrow_mut();
+            st.room = None;
+            st.store.replace(Rc::clone(&mem))
+        };
         if let Some(old) = old {
             old.close();
         }
@@ -398,13 +410,37 @@ impl Inner {
         o.into()
     }
 
+    /// Takes `n` places from a count made at `since` or later.
+    fn take_room(&self, n: usize, since: f64) -> bool {
+        match &mut self.st.borrow_mut().room {
+            Some((free, at)) if *at >= since && *free >= n => {
+                *free -= n;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Sets aside the oldest records to make room for `incoming` new ones.
     async fn make_room(&self, store: Rc<Store>, incoming: usize) -> Rc<Store> {
+        let asked = sys::now_ms();
+        if self.take_room(incoming, asked - ROOM_FRESH_MS) {
+            return store;
+        }
+        // Concurrent counts share one transaction (js/store.js): whoever gets there first
+        // sets the room the others then take from.
         let Ok(count) = store.count().await else {
             return store;
         };
-        let excess = queue::overflow(count as usize, incoming, &self.opts.queue_policy);
+        if self.take_room(incoming, asked) {
+            return store;
+        }
+        let count = count as usize;
+        let excess = queue::overflow(count, incoming, &self.opts.queue_policy);
         if excess == 0 {
+            // A full queue is counted on every call; only spare room is remembered.
+            let free = self.opts.queue_policy.max_queue_size - count - incoming;
+            self.st.borrow_mut().room = Some((free, sys::now_ms()));
             return store;
         }
         let Ok(all) = store.load().await else {
@@ -1028,6 +1064,8 @@ impl Inner {
             .await
             .unwrap_or(0);
         if n > 0 {
+            // They take places the last count did not see.
+            this.st.borrow_mut().room = None;
             Inner::schedule(this, now);
         }
         n

@@ -91,6 +91,19 @@ const numericMax = (values, get) =>
     return typeof s === "number" && Number.isFinite(s) && s > m ? s : m;
   }, 0);
 
+// The queue's bound (`limit`): `add` keeps it within `max` records by setting the oldest aside
+// as `queue_full` dead letters, in the same transaction as the write — never one being sent:
+// leased to a track() call (here or in another tab) or `busy(key)` (this tab's replay).
+const setAside = (r, now) => ({ v: r.v, key: r.key, record: r, code: "queue_full", message: "the queue reached maxQueueSize", failedAt: now });
+const evictable = (limit, r, now) => {
+  if (r.attempts === 0 && r.nextAt > now) return false;
+  try {
+    return !limit.busy(r.key);
+  } catch {
+    return false; // the tracker is gone
+  }
+};
+
 // ---- memory -----------------------------------------------------------------------------
 
 const memories = new Map();
@@ -115,9 +128,24 @@ class MemoryStore {
     if (this.closed) throw new Error("the store is closed");
     const { q, d } = this.m;
     switch (op) {
-      case "put":
-        for (const r of arg) q.set(r.key, r);
+      case "limit":
+        this.limit = arg;
         return;
+      case "put":
+      case "add": {
+        for (const r of arg) q.set(r.key, r);
+        const out = [];
+        const l = op == "add" && this.limit;
+        const now = Date.now();
+        if (l && q.size > l.max)
+          for (const r of [...q.values()].sort(byQueueOrder))
+            if (q.size > l.max && evictable(l, r, now)) {
+              q.delete(r.key);
+              d.set(r.key, setAside(r, now));
+              out.push(r.key);
+            }
+        return out;
+      }
       case "update":
         for (const r of arg) if (q.has(r.key)) q.set(r.key, r);
         return;
@@ -304,10 +332,10 @@ class IdbStore {
       }
     });
   }
-  // Group commit: puts and deletes that arrive while a write is under way go together, in
-  // arrival order, in the next transaction — a burst of track() calls costs a few durable
-  // commits, not one each. Each caller still gets all-or-nothing for its own write: a failed
-  // group is retried caller by caller, so one caller's bad write cannot fail another's.
+  // Group commit: writes to the queue (put, add, del) that arrive while one is under way go
+  // together, in arrival order, in the next transaction — a burst of track() calls costs a few
+  // durable commits, not one each. Each caller still gets all-or-nothing for its own write: a
+  // failed group is retried caller by caller, so one caller's bad write cannot fail another's.
   // ("update" is not grouped: its put depends on a read, which would see later writes.)
   grouped(op, arg) {
     return new Promise((resolve, reject) => {
@@ -320,19 +348,57 @@ class IdbStore {
     this.waiting = null;
     this.writing = !!group;
     if (!group) return;
+    // An `add` in the group keeps the queue within its limit; the last one reports what was
+    // set aside.
     const write = (gs) =>
-      this.tx([Q], true, (q) => gs.forEach((g) => g.arg.forEach((x) => (g.op === "put" ? q.put(x) : q.delete(x)))));
+      this.tx([Q, D], true, (q, d) => {
+        const out = [];
+        let add;
+        gs.forEach((g) => {
+          if (g.op === "add") add = g;
+          g.arg.forEach((x) => (g.op === "del" ? q.delete(x) : q.put(x)));
+        });
+        if (add && this.limit) this.evict(q, d, out);
+        return () => gs.map((g) => (g === add ? out : []));
+      });
     write(group)
       .then(
-        () => group.forEach((g) => g.resolve()),
-        (e) => (group.length === 1 ? group[0].reject(e) : Promise.all(group.map((g) => write([g]).then(g.resolve, g.reject)))),
+        (outs) => group.forEach((g, i) => g.resolve(outs[i])),
+        (e) => (group.length === 1 ? group[0].reject(e) : Promise.all(group.map((g) => write([g]).then(([o]) => g.resolve(o), g.reject)))),
       )
       .then(() => this.commit());
+  }
+  // Within a write transaction: counts the queue and sets the oldest aside beyond the limit.
+  evict(q, d, out) {
+    const l = this.limit;
+    const now = Date.now();
+    const c = q.count();
+    c.onsuccess = () => {
+      let over = c.result - l.max;
+      const cur = over > 0 && q.index("seq").openCursor();
+      if (cur)
+        cur.onsuccess = () => {
+          const k = cur.result;
+          if (k && over > 0) {
+            if (evictable(l, k.value, now)) {
+              d.put(setAside(k.value, now));
+              k.delete();
+              out.push(k.value.key);
+              over--;
+            }
+            k.continue();
+          }
+        };
+    };
   }
   op(op, arg) {
     const result = (r) => () => r.result;
     switch (op) {
+      case "limit":
+        this.limit = arg;
+        return Promise.resolve();
       case "put":
+      case "add":
       case "del":
         return this.grouped(op, arg);
       case "update":
@@ -350,8 +416,7 @@ class IdbStore {
           return () => r.result.sort(byQueueOrder);
         });
       case "count":
-        // Counts asked for while one is under way share it (a burst of track() calls).
-        return (this.counting ||= this.tx([Q], false, (q) => result(q.count())).finally(() => (this.counting = null)));
+        return this.tx([Q], false, (q) => result(q.count()));
       case "putDead":
         return this.tx([D], true, (d) => arg.forEach((l) => d.put(l)));
       case "loadDead":

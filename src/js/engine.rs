@@ -61,20 +61,15 @@ struct State {
     /// A drain held records back behind a real-time send of this tab: when a `track()` call
     /// settles, drain again (nothing else would wake those records up).
     recheck: bool,
-    /// Free places in the queue as last counted, and when (local ms): `track()` spends them
-    /// without counting again while they are fresh (a burst costs one count, not one each).
-    room: Option<(usize, f64)>,
 }
-
-/// How long a count of the queue stays good for `make_room` (other tabs may add records
-/// meanwhile: `maxQueueSize` can be overshot by what they write within this time).
-const ROOM_FRESH_MS: f64 = 1_000.0;
 
 /// Least time between two `batch_track` requests (Autumn: 10 per second per organisation).
 const BATCH_SPACING_MS: f64 = 110.0;
 
 /// Share of the browser's 64 KiB keepalive budget this tracker uses.
 const KEEPALIVE_BUDGET: usize = 48 * 1024;
+
+type BusyFn = dyn FnMut(String) -> bool;
 
 /// Shared by the exported `AutumnTracker` and every pending call, timer and listener.
 pub struct Inner {
@@ -88,6 +83,8 @@ pub struct Inner {
     online_cb: RefCell<Option<Closure<dyn FnMut()>>>,
     exit_cb: RefCell<Option<Closure<dyn FnMut()>>>,
     remote_cb: RefCell<Option<Closure<dyn FnMut()>>>,
+    /// `busy(key)` for the store's bound: is this tab sending it right now?
+    busy_cb: RefCell<Option<Closure<BusyFn>>>,
 }
 
 impl Inner {
@@ -113,13 +110,13 @@ impl Inner {
                 exiting: false,
                 channel: None,
                 recheck: false,
-                room: None,
             }),
             ready: RefCell::new(None),
             timer_cb: RefCell::new(None),
             online_cb: RefCell::new(None),
             exit_cb: RefCell::new(None),
             remote_cb: RefCell::new(None),
+            busy_cb: RefCell::new(None),
         });
         if inner.opts.queue != QueueMode::Off {
             Inner::start(&inner);
@@ -167,6 +164,17 @@ impl Inner {
             }
         });
         *this.remote_cb.borrow_mut() = Some(remote);
+        let weak = Rc::downgrade(this);
+        let busy = Closure::<BusyFn>::new(move |k: String| {
+            // Unknown (gone, or state in use) counts as busy: never set aside by mistake.
+            weak.upgrade().map_or(true, |inner| {
+                inner
+                    .st
+                    .try_borrow()
+                    .map_or(true, |st| st.in_flight.contains(&k) || st.pass.contains(&k))
+            })
+        });
+        *this.busy_cb.borrow_mut() = Some(busy);
         *this.timer_cb.borrow_mut() = Some(timer_cb);
 
         let weak = Rc::downgrade(this);
@@ -183,6 +191,7 @@ impl Inner {
                 store.close();
                 return Ok(JsValue::UNDEFINED);
             };
+            inner.bound(&store);
             {
                 let mut st = inner.st.borrow_mut();
                 st.store = Some(Rc::new(store));
@@ -215,6 +224,16 @@ impl Inner {
         *this.ready.borrow_mut() = Some(ready);
     }
 
+    /// Gives `store` the queue's bound (`maxQueueSize`) and this tab's `busy(key)`.
+    fn bound(&self, store: &Store) {
+        if let Some(cb) = self.busy_cb.borrow().as_ref() {
+            store.limit(
+                self.opts.queue_policy.max_queue_size,
+                cb.as_ref().unchecked_ref(),
+            );
+        }
+    }
+
     fn report_fallback(&self, reason: &str) {
         let first = !core::mem::replace(&mut self.st.borrow_mut().fallback_reported, true);
         if first {
@@ -240,11 +259,8 @@ impl Inner {
     async fn fall_back(&self, why: &str) -> Rc<Store> {
         let (mem, _) = Store::open(Kind::Memory, &self.opts.queue_name).await;
         let mem = Rc::new(mem);
-        let old = {
-            let mut st = self.st.borrow_mut();
-            st.room = None;
-            st.store.replace(Rc::clone(&mem))
-        };
+        self.bound(&mem);
+        let old = self.st.borrow_mut().store.replace(Rc::clone(&mem));
         if let Some(old) = old {
             old.close();
         }
@@ -313,17 +329,25 @@ impl Inner {
         if offline {
             rec.last_error = Some(String::from(OFFLINE));
         }
-        let store = this.make_room(store, 1).await;
         // Durable before the first send: whatever happens to this page, the next visit's
-        // replay carries the same key.
-        let store = match store.put(core::slice::from_ref(&rec)).await {
-            Ok(()) => store,
+        // replay carries the same key. Beyond maxQueueSize the oldest are set aside in the
+        // same transaction.
+        let one = core::slice::from_ref(&rec);
+        let (store, evicted) = match store.add(one).await {
+            Ok(ev) => (store, ev),
             Err(e) => {
                 let mem = this.fall_back(&e).await;
-                let _ = mem.put(core::slice::from_ref(&rec)).await;
-                mem
+                let ev = mem.add(one).await.unwrap_or_default();
+                (mem, ev)
             }
         };
+        for k in &evicted {
+            this.emit(
+                "evicted",
+                Some(k),
+                &[("reason", &JsValue::from_str("queue_full"))],
+            );
+        }
         if offline {
             return Ok(this.queued(&store, rec, "offline", OFFLINE, false).await);
         }
@@ -408,72 +432,6 @@ impl Inner {
         set(&o, "idempotencyKey", &JsValue::from_str(&rec.key));
         set(&o, "reason", &reason_js);
         o.into()
-    }
-
-    /// Takes `n` places from a count made at `since` or later.
-    fn take_room(&self, n: usize, since: f64) -> bool {
-        match &mut self.st.borrow_mut().room {
-            Some((free, at)) if *at >= since && *free >= n => {
-                *free -= n;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Sets aside the oldest records to make room for `incoming` new ones.
-    async fn make_room(&self, store: Rc<Store>, incoming: usize) -> Rc<Store> {
-        let asked = sys::now_ms();
-        if self.take_room(incoming, asked - ROOM_FRESH_MS) {
-            return store;
-        }
-        // Concurrent counts share one transaction (js/store.js): whoever gets there first
-        // sets the room the others then take from.
-        let Ok(count) = store.count().await else {
-            return store;
-        };
-        if self.take_room(incoming, asked) {
-            return store;
-        }
-        let count = count as usize;
-        let excess = queue::overflow(count, incoming, &self.opts.queue_policy);
-        if excess == 0 {
-            // A full queue is counted on every call; only spare room is remembered.
-            let free = self.opts.queue_policy.max_queue_size - count - incoming;
-            self.st.borrow_mut().room = Some((free, sys::now_ms()));
-            return store;
-        }
-        let Ok(all) = store.load().await else {
-            return store;
-        };
-        let now = sys::now_ms();
-        let dead: Vec<DeadLetter> = {
-            let st = self.st.borrow();
-            let busy = |k: &String| st.in_flight.contains(k) || st.pass.contains(k);
-            all.into_iter()
-                .filter_map(Result::ok)
-                // Not what is being sent right now (here, or leased by another tab's track()).
-                .filter(|r| !(busy(&r.key) || r.attempts == 0 && r.next_at > now))
-                .take(excess)
-                .map(|record| DeadLetter {
-                    record,
-                    code: String::from("queue_full"),
-                    message: String::from("set aside: the queue reached maxQueueSize"),
-                    status: None,
-                    failed_at: now,
-                })
-                .collect()
-        };
-        if store.move_to_dead(&dead).await.is_ok() {
-            for d in &dead {
-                self.emit(
-                    "evicted",
-                    Some(&d.record.key),
-                    &[("reason", &JsValue::from_str("queue_full"))],
-                );
-            }
-        }
-        store
     }
 
     /// Sends one event with in-call retries (`maxRetries`) for 5xx/429. With a queue, network
@@ -1064,8 +1022,6 @@ impl Inner {
             .await
             .unwrap_or(0);
         if n > 0 {
-            // They take places the last count did not see.
-            this.st.borrow_mut().room = None;
             Inner::schedule(this, now);
         }
         n

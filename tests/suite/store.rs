@@ -148,6 +148,7 @@ both_kinds!(
     refuses_non_finite_numbers,
     closed_store_fails,
     large_batch,
+    add_keeps_the_limit,
 );
 
 async fn round_trip(kind: Kind) {
@@ -352,6 +353,40 @@ async fn refuses_non_finite_numbers(kind: Kind) {
     // Nothing of a refused batch was written.
     assert_eq!(store.count().await.unwrap(), 0);
     assert!(store.load_dead().await.unwrap().is_empty());
+    finish(store, &name).await;
+}
+
+async fn add_keeps_the_limit(kind: Kind) {
+    let (store, name) = fresh(kind).await;
+    // Without a limit, add is put.
+    assert!(store.add(&[rec("a", 1.0)]).await.unwrap().is_empty());
+    let busy = Function::new_with_args("k", "return k === 'b';");
+    store.limit(3, &busy);
+    let mut leased = rec("c", 3.0);
+    leased.next_at = 9e15; // a track() call's lease
+    store.put(&[rec("b", 2.0), leased]).await.unwrap();
+    // Over by one: the oldest goes.
+    assert_eq!(store.add(&[rec("d", 4.0)]).await.unwrap(), ["a"]);
+    // b is busy (this tab sends it) and c leased (a track() call's): the next oldest goes.
+    assert_eq!(store.add(&[rec("e", 5.0)]).await.unwrap(), ["d"]);
+    // Over by two in one call, oldest first (a new record included).
+    assert_eq!(
+        store.add(&[rec("f", 6.0), rec("g", 7.0)]).await.unwrap(),
+        ["e", "f"]
+    );
+    assert_eq!(keys(&loaded(&store).await), ["b", "c", "g"]);
+    // The letters are queue_full dead letters that keep their record.
+    let dead = store.load_dead().await.unwrap();
+    assert_eq!(
+        dead.iter()
+            .map(|d| d.record.key.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "d", "e", "f"]
+    );
+    assert!(dead
+        .iter()
+        .all(|d| d.code == "queue_full" && d.record.seq >= 1.0));
+    assert_eq!(dead[0].record, rec("a", 1.0));
     finish(store, &name).await;
 }
 

@@ -181,6 +181,27 @@ impl Store {
         self.write("put", self.records(recs)?).await
     }
 
+    /// Bounds the queue for [`Store::add`]: beyond `max` records, the oldest that are not being
+    /// sent (`busy(key)` false, and not leased to a `track()` call: `attempts` 0 with `nextAt`
+    /// ahead) become `queue_full` dead letters.
+    pub fn limit(&self, max: usize, busy: &js_sys::Function) {
+        let o = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&o, &JsValue::from_str("max"), &JsValue::from(max as f64));
+        let _ = js_sys::Reflect::set(&o, &JsValue::from_str("busy"), busy);
+        let _ = self.js.op("limit", &o);
+    }
+
+    /// Writes new records like [`Store::put`] and keeps the queue within its [`Store::limit`]
+    /// in the same transaction: resolves with the keys set aside (as `queue_full` dead
+    /// letters) to make room.
+    pub async fn add(&self, recs: &[Record]) -> Result<Vec<String>, String> {
+        let out = self.run("add", &self.records(recs)?.into()).await?;
+        Ok(out
+            .dyn_into::<Array>()
+            .map(|a| a.iter().filter_map(|k| k.as_string()).collect())
+            .unwrap_or_default())
+    }
+
     /// Replaces records that are still stored (by key), ignoring those that are gone: for
     /// writing back a record after an attempt without resurrecting one that another sender
     /// delivered or set aside meanwhile. One transaction.

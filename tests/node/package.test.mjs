@@ -136,7 +136,7 @@ test("a tracker garbage-collected without close() leaves no timer behind to fire
     })();
     // (deref() keeps its target alive to the end of the current job: collect in the next one.)
     let alive = true;
-    for (let i = 0; i < 20 && alive; i++) {
+    for (let i = 0; i < 100 && alive; i++) {
       await sleep(0);
       gc();
       await sleep(20);

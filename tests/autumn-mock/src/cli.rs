@@ -47,6 +47,10 @@ OPTIONS:
   --garbage-body P           probability of processing, then a non-JSON body
   --truncated-body P         probability of processing, then the JSON body cut in half
   --slow-body P              probability of processing, then a body that trickles forever
+  --hold-claim P             probability of claiming the keys, stalling, then failing and releasing
+  --hold-claim-ms MS         how long a hold-claim stalls (default 3000)
+  --hold-claim-status S      how a hold-claim ends: 500 (default), 502, 503, 404, or 200 (processed)
+  --redirect-302 P           probability of a 302 to /login (an expired session), not processed
   -h, --help                 this text
   -V, --version              version
 ";
@@ -155,6 +159,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
             "--garbage-body" => faults.garbage_body = Some(prob(&flag, &value(&flag)?)?),
             "--truncated-body" => faults.truncated_body = Some(prob(&flag, &value(&flag)?)?),
             "--slow-body" => faults.slow_body = Some(prob(&flag, &value(&flag)?)?),
+            "--hold-claim" => faults.hold_claim = Some(prob(&flag, &value(&flag)?)?),
+            "--hold-claim-ms" => faults.hold_claim_ms = Some(num(&flag, &value(&flag)?)?),
+            "--hold-claim-status" => {
+                faults.hold_claim_status = Some(num(&flag, &value(&flag)?)?)
+            }
+            "--redirect-302" => faults.redirect_302 = Some(prob(&flag, &value(&flag)?)?),
             "--outage" => faults.outage = Some(true),
             "--outage-mode" => {
                 faults.outage_mode = Some(match value(&flag)?.as_str() {
@@ -234,7 +244,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
             slow_headers,
             garbage_body,
             truncated_body,
-            slow_body
+            slow_body,
+            hold_claim,
+            hold_claim_ms,
+            hold_claim_status,
+            redirect_302
         );
         config.faults = Some(merged);
     }

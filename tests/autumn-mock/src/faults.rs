@@ -136,7 +136,18 @@ pub enum Action {
     SlowHeaders,
     /// Processed normally; the answer is mangled.
     Mangle(Mangle),
+    /// Claim the request's idempotency keys as Autumn does when a request starts, hold them
+    /// this many milliseconds (a stalled database), then end with this status: 200 processes
+    /// the request normally (still under the claim); 500/502/503/404 release the keys and
+    /// answer that error (404 as `customer_not_found`), as a request that failed late does.
+    Hold(u64, u16),
+    /// A 302 to `/login` (an auth layer sending an expired session to its sign-in page), not
+    /// processed. `fetch` follows it to a 200 HTML page.
+    Redirect,
 }
+
+/// Statuses a `hold:<ms>:<status>` action may end with.
+pub const HOLD_STATUSES: [u16; 5] = [200, 404, 500, 502, 503];
 
 impl Action {
     /// Parse a script action string.
@@ -156,7 +167,18 @@ impl Action {
             "garbage_body" => Action::Mangle(Mangle::Garbage),
             "truncated_body" => Action::Mangle(Mangle::Truncate),
             "slow_body" => Action::Mangle(Mangle::SlowBody),
+            "redirect_302" => Action::Redirect,
             _ => {
+                if let Some(rest) = s.strip_prefix("hold:") {
+                    let (ms, status) = match rest.split_once(':') {
+                        Some((ms, st)) => (ms, st.trim().parse().ok()?),
+                        None => (rest, 500),
+                    };
+                    if !HOLD_STATUSES.contains(&status) {
+                        return None;
+                    }
+                    return Some(Action::Hold(ms.trim().parse().ok()?, status));
+                }
                 if let Some(ms) = s.strip_prefix("latency:") {
                     return Some(Action::Latency(ms.trim().parse().ok()?));
                 }
@@ -188,6 +210,8 @@ impl Action {
             Action::Mangle(Mangle::Garbage) => "garbage_body".into(),
             Action::Mangle(Mangle::Truncate) => "truncated_body".into(),
             Action::Mangle(Mangle::SlowBody) => "slow_body".into(),
+            Action::Hold(ms, status) => format!("hold:{ms}:{status}"),
+            Action::Redirect => "redirect_302".into(),
         }
     }
 }
@@ -261,6 +285,18 @@ pub struct FaultsPatch {
     /// Probability of a processed answer whose body trickles and never ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow_body: Option<f64>,
+    /// Probability of "claim the keys, stall, then fail and release" (see [`Action::Hold`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_claim: Option<f64>,
+    /// How long a probabilistic `hold_claim` stalls, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_claim_ms: Option<u64>,
+    /// How a probabilistic `hold_claim` ends (one of [`HOLD_STATUSES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_claim_status: Option<u16>,
+    /// Probability of a 302 to the sign-in page (not processed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_302: Option<f64>,
     /// Per-idempotency-key scripts, merged key by key (an empty list removes a key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scripts: Option<HashMap<String, Vec<String>>>,
@@ -291,6 +327,15 @@ impl FaultsPatch {
         check_p("garbage_body", self.garbage_body)?;
         check_p("truncated_body", self.truncated_body)?;
         check_p("slow_body", self.slow_body)?;
+        check_p("hold_claim", self.hold_claim)?;
+        check_p("redirect_302", self.redirect_302)?;
+        if let Some(st) = self.hold_claim_status {
+            if !HOLD_STATUSES.contains(&st) {
+                return Err(format!(
+                    "hold_claim_status must be one of {HOLD_STATUSES:?}, got {st}"
+                ));
+            }
+        }
         if let Some(ra) = &self.retry_after {
             if ra.len() > 200 || !ra.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
                 return Err(format!(
@@ -303,7 +348,7 @@ impl FaultsPatch {
                 for a in actions {
                     if Action::parse(a).is_none() {
                         return Err(format!(
-                            "scripts[{k:?}]: unknown action {a:?} (expected one of \"ok\", \"500\", \"502\", \"503\", \"429\", \"drop_after_record\", \"reset_before_body\", \"latency:<ms>\", \"html_502\", \"html_503\", \"html_403\", \"slow_headers\", \"garbage_body\", \"truncated_body\", \"slow_body\", \"429_retry_after_10y|past|garbage\", \"503_retry_after_10y|past|garbage\")"
+                            "scripts[{k:?}]: unknown action {a:?} (expected one of \"ok\", \"500\", \"502\", \"503\", \"429\", \"drop_after_record\", \"reset_before_body\", \"latency:<ms>\", \"html_502\", \"html_503\", \"html_403\", \"slow_headers\", \"garbage_body\", \"truncated_body\", \"slow_body\", \"429_retry_after_10y|past|garbage\", \"503_retry_after_10y|past|garbage\", \"hold:<ms>[:200|404|500|502|503]\", \"redirect_302\")"
                         ));
                     }
                 }
@@ -356,6 +401,14 @@ pub struct FaultsView {
     pub truncated_body: f64,
     /// Probability of a never-ending body on a processed answer.
     pub slow_body: f64,
+    /// Probability of "claim, stall, then fail and release".
+    pub hold_claim: f64,
+    /// How long a `hold_claim` stalls, ms.
+    pub hold_claim_ms: u64,
+    /// How a `hold_claim` ends.
+    pub hold_claim_status: u16,
+    /// Probability of a 302 to the sign-in page.
+    pub redirect_302: f64,
     /// Remaining scripted actions per key.
     pub scripts: BTreeMap<String, Vec<String>>,
 }
@@ -386,6 +439,8 @@ pub struct Plan {
     pub drop_after_record: bool,
     /// Process, then mangle the answer.
     pub mangle: Option<Mangle>,
+    /// Claim the keys, stall this long, then end with this status ([`Action::Hold`]).
+    pub hold: Option<(Duration, u16)>,
     /// The action came from a script.
     pub scripted: bool,
 }
@@ -424,6 +479,10 @@ impl Faults {
                 garbage_body: 0.0,
                 truncated_body: 0.0,
                 slow_body: 0.0,
+                hold_claim: 0.0,
+                hold_claim_ms: 3000,
+                hold_claim_status: 500,
+                redirect_302: 0.0,
                 scripts: BTreeMap::new(),
             },
             base_seed: seed,
@@ -464,7 +523,11 @@ impl Faults {
             slow_headers,
             garbage_body,
             truncated_body,
-            slow_body
+            slow_body,
+            hold_claim,
+            hold_claim_ms,
+            hold_claim_status,
+            redirect_302
         );
         if let Some(ra) = &p.retry_after {
             v.retry_after = Some(ra.clone()).filter(|s| !s.is_empty());
@@ -541,6 +604,7 @@ impl Faults {
                         Action::DropAfterRecord => plan.drop_after_record = true,
                         Action::ResetBeforeBody => plan.reset = true,
                         Action::Mangle(m) => plan.mangle = Some(m),
+                        Action::Hold(ms, st) => plan.hold = Some((Duration::from_millis(ms), st)),
                         e => plan.error = Some(e),
                     }
                     return plan;
@@ -579,6 +643,13 @@ impl Faults {
             plan.mangle = Some(Mangle::Truncate);
         } else if self.rng.chance(v.slow_body) {
             plan.mangle = Some(Mangle::SlowBody);
+        } else if self.rng.chance(v.hold_claim) {
+            plan.hold = Some((
+                Duration::from_millis(v.hold_claim_ms),
+                v.hold_claim_status,
+            ));
+        } else if self.rng.chance(v.redirect_302) {
+            plan.error = Some(Action::Redirect);
         }
         plan
     }
@@ -620,6 +691,10 @@ mod tests {
             "429_retry_after_10y",
             "503_retry_after_past",
             "503_retry_after_garbage",
+            "hold:3000:500",
+            "hold:10:200",
+            "hold:4000:404",
+            "redirect_302",
         ] {
             assert_eq!(Action::parse(s).map(Action::as_string).as_deref(), Some(s));
         }
@@ -628,6 +703,9 @@ mod tests {
         assert_eq!(Action::parse("html_500"), None);
         assert_eq!(Action::parse("500_retry_after_10y"), None);
         assert_eq!(Action::parse("503_retry_after_soon"), None);
+        assert_eq!(Action::parse("hold:5"), Some(Action::Hold(5, 500)));
+        assert_eq!(Action::parse("hold:5:418"), None);
+        assert_eq!(Action::parse("hold:x:500"), None);
     }
 
     #[test]

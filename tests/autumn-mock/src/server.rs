@@ -655,7 +655,7 @@ async fn handle(
 }
 
 async fn route(
-    app: &App,
+    app: &Arc<App>,
     flags: &ConnFlags,
     req: Request<Incoming>,
 ) -> Result<Resp, DropConnection> {
@@ -667,6 +667,14 @@ async fn route(
         return Ok(mock_api(app, req).await);
     }
     inc(&app.stats.requests);
+    if path == "/login" && req.method() == Method::GET {
+        // Where a `redirect_302` fault sends the client: an auth layer's sign-in page.
+        return Ok(response(
+            200,
+            "text/html; charset=utf-8",
+            &b"<!doctype html><title>Sign in</title><form method=post><input name=email></form>"[..],
+        ));
+    }
     let kind = match path {
         "/v1/balances.track" | "/v1/track" | "/v1/events" => Some(Kind::Track),
         "/v1/balances.batch_track" => Some(Kind::Batch),
@@ -706,7 +714,7 @@ fn script_key<'a>(json: &'a Value, kind: Kind, header: Option<&'a str>) -> Optio
 }
 
 async fn api(
-    app: &App,
+    app: &Arc<App>,
     flags: &ConnFlags,
     req: Request<Incoming>,
     kind: Kind,
@@ -770,8 +778,19 @@ async fn api(
         flags.reset.store(true, Ordering::Relaxed);
         return Err(DropConnection);
     }
+    if let Some((stall, status)) = plan.hold {
+        inc(&app.stats.fault_hold_claim);
+        return Ok(hold(app, parts, json, header_key, kind, stall, status, retry_after).await);
+    }
     if let Some(e) = plan.error {
         return Ok(match e {
+            Action::Redirect => {
+                inc(&app.stats.fault_redirect);
+                let mut r = response(302, "text/html; charset=utf-8", &b"<a href=\"/login\">Found</a>"[..]);
+                r.headers_mut()
+                    .insert(hyper::header::LOCATION, HeaderValue::from_static("/login"));
+                r
+            }
             Action::E429 => {
                 inc(&app.stats.fault_429);
                 too_many(&retry_after)
@@ -814,8 +833,8 @@ async fn api(
         });
     }
     let r = match kind {
-        Kind::Track => track(app, &parts, json, header_key, plan.drop_after_record),
-        Kind::Batch => batch(app, &parts, json, header_key, plan.drop_after_record),
+        Kind::Track => track(app, &parts, json, header_key, plan.drop_after_record, None),
+        Kind::Batch => batch(app, &parts, json, header_key, plan.drop_after_record, None),
     };
     if plan.drop_after_record {
         inc(&app.stats.fault_drop);
@@ -830,6 +849,108 @@ async fn api(
         return Ok(mangle(r, how));
     }
     Ok(r)
+}
+
+/// Keys a stalled request claimed for itself (`hold`): its own claims, not duplicates.
+#[derive(Default)]
+struct Preclaimed {
+    header: bool,
+    body: Vec<String>,
+}
+
+/// A `hold` fault: claims the request's keys as Autumn does when a request starts, stalls, then
+/// ends with `status` (200: processed normally, still under its own claims; otherwise the keys
+/// are released and the error answered). The stall runs in its own task, so a client that
+/// gives up (a timeout) does not stop it: the request still ends, and releases, on schedule.
+#[allow(clippy::too_many_arguments)]
+async fn hold(
+    app: &Arc<App>,
+    parts: Parts,
+    json: Value,
+    header_key: Option<String>,
+    kind: Kind,
+    stall: Duration,
+    status: u16,
+    retry_after: String,
+) -> Resp {
+    let (env, _) = match preamble(app, &parts) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let keys: Vec<String> = match (kind, &json) {
+        (Kind::Track, v) => v.get("idempotency_key").into_iter().collect(),
+        (Kind::Batch, Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.get("idempotency_key"))
+            .collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter_map(Value::as_str)
+    .map(str::to_owned)
+    .collect();
+    let mut pre = Preclaimed::default();
+    {
+        let now = Instant::now();
+        let mut st = app.store.lock();
+        if let Some(hk) = &header_key {
+            if !st.header_keys.claim(hk, now) {
+                drop(st);
+                inc(&app.stats.duplicates_rejected);
+                return duplicate(hk, true, env);
+            }
+            pre.header = true;
+        }
+        for k in keys {
+            if st.body_keys.claim(&k, now) {
+                pre.body.push(k);
+            } else if kind == Kind::Track {
+                if let Some(hk) = header_key.as_deref().filter(|_| pre.header) {
+                    st.header_keys.release(hk);
+                }
+                drop(st);
+                inc(&app.stats.duplicates_rejected);
+                return duplicate(&k, false, env);
+            }
+        }
+    }
+    let app = Arc::clone(app);
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(stall).await;
+        let r = if status == 200 {
+            let r = match kind {
+                Kind::Track => track(&app, &parts, json, header_key.clone(), false, Some(&pre)),
+                Kind::Batch => batch(&app, &parts, json, header_key.clone(), false, Some(&pre)),
+            };
+            let s = r.status().as_u16();
+            if s < 400 || s == 409 {
+                return r;
+            }
+            Some(r)
+        } else {
+            None
+        };
+        // The request failed: it releases what it claimed.
+        {
+            let mut st = app.store.lock();
+            if let Some(hk) = header_key.as_deref().filter(|_| pre.header) {
+                st.header_keys.release(hk);
+            }
+            for k in &pre.body {
+                st.body_keys.release(k);
+            }
+        }
+        if let Some(r) = r {
+            return r;
+        }
+        match status {
+            404 => error(404, "customer_not_found", "Customer not found", env),
+            503 => internal(503, env, Some(&retry_after)),
+            s => internal(s, env, None),
+        }
+    });
+    task.await
+        .unwrap_or_else(|_| internal(500, env, None))
 }
 
 fn valid_api_version(s: &str) -> bool {
@@ -961,7 +1082,10 @@ fn track(
     json: Value,
     header_key: Option<String>,
     dropped_after_record: bool,
+    pre: Option<&Preclaimed>,
 ) -> Resp {
+    let ours = |k: &str| pre.is_some_and(|p| p.body.iter().any(|b| b == k));
+    let header_ours = pre.is_some_and(|p| p.header);
     let (env, api_version) = match preamble(app, parts) {
         Ok(x) => x,
         Err(r) => return *r,
@@ -977,7 +1101,7 @@ fn track(
     let now = Instant::now();
     let mut st = app.store.lock();
     if let Some(hk) = &meta.idempotency_header {
-        if !st.header_keys.claim(hk, now) {
+        if !header_ours && !st.header_keys.claim(hk, now) {
             drop(st);
             inc(&app.stats.duplicates_rejected);
             return duplicate(hk, true, env);
@@ -993,7 +1117,7 @@ fn track(
         }
     };
     if let Some(k) = &input.idempotency_key {
-        if !st.body_keys.claim(k, now) {
+        if !ours(k) && !st.body_keys.claim(k, now) {
             drop(st);
             inc(&app.stats.duplicates_rejected);
             return duplicate(k, false, env);
@@ -1057,7 +1181,9 @@ fn batch(
     json: Value,
     header_key: Option<String>,
     dropped_after_record: bool,
+    pre: Option<&Preclaimed>,
 ) -> Resp {
+    let header_ours = pre.is_some_and(|p| p.header);
     let (env, api_version) = match preamble(app, parts) {
         Ok(x) => x,
         Err(r) => return *r,
@@ -1099,7 +1225,7 @@ fn batch(
     });
     let mut st = app.store.lock();
     if let Some(hk) = &meta.idempotency_header {
-        if !st.header_keys.claim(hk, now) {
+        if !header_ours && !st.header_keys.claim(hk, now) {
             drop(st);
             inc(&app.stats.duplicates_rejected);
             return duplicate(hk, true, env);
@@ -1129,9 +1255,12 @@ fn batch(
     }
     let mut recorded = 0u64;
     let mut dropped = 0u64;
+    // A stalled batch holds its items' claims already: each counts once as its own.
+    let mut own: Vec<&str> = pre.map_or_else(Vec::new, |p| p.body.iter().map(String::as_str).collect());
     for (input, res) in inputs.into_iter().zip(resolutions) {
         if let Some(k) = &input.idempotency_key {
-            if !st.body_keys.claim(k, now) {
+            let mine = own.iter().position(|o| *o == k.as_str()).map(|i| own.swap_remove(i));
+            if mine.is_none() && !st.body_keys.claim(k, now) {
                 dropped += 1;
                 continue;
             }

@@ -270,6 +270,10 @@ pub struct Stats {
     pub fault_truncated_body: AtomicU64,
     /// Injected never-ending bodies.
     pub fault_slow_body: AtomicU64,
+    /// Injected "claim held, then the request ended" stalls.
+    pub fault_hold_claim: AtomicU64,
+    /// Injected redirects to the sign-in page.
+    pub fault_redirect: AtomicU64,
     /// 413 answers.
     pub too_large: AtomicU64,
     by_status: Vec<AtomicU64>,
@@ -308,6 +312,8 @@ impl Stats {
             &self.fault_garbage_body,
             &self.fault_truncated_body,
             &self.fault_slow_body,
+            &self.fault_hold_claim,
+            &self.fault_redirect,
             &self.too_large,
         ] {
             c.store(0, Ordering::Relaxed);
@@ -354,6 +360,8 @@ impl Stats {
                 "garbage_body": g(&self.fault_garbage_body),
                 "truncated_body": g(&self.fault_truncated_body),
                 "slow_body": g(&self.fault_slow_body),
+                "hold_claim": g(&self.fault_hold_claim),
+                "redirect_302": g(&self.fault_redirect),
             },
             "by_status": by_status,
         })
@@ -386,6 +394,8 @@ impl Default for Stats {
             fault_garbage_body: z(),
             fault_truncated_body: z(),
             fault_slow_body: z(),
+            fault_hold_claim: z(),
+            fault_redirect: z(),
             too_large: z(),
             by_status: (100..600).map(|_| z()).collect(),
         }

@@ -336,3 +336,109 @@ async fn faults_api_validation_and_shape() {
     // Failed patches change nothing.
     assert_eq!(get_json(&srv, "/_mock/faults").await, f);
 }
+
+/// POST from a spawned task (owns its address and body).
+async fn post_at(addr: std::net::SocketAddr, path: &'static str, b: serde_json::Value) -> Resp {
+    let std = std_headers(KEY);
+    let hs: Vec<(&str, &str)> = std.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    send(addr, "POST", path, &hs, serde_json::to_vec(&b).unwrap())
+        .await
+        .expect("answered")
+}
+
+/// `hold:<ms>:<status>`: the key is claimed as the request starts, so a second request with it
+/// is a 409 while the first stalls; when the first then fails, the key is free again and a
+/// third request records the event. (What a running Autumn did with its database paused.)
+#[tokio::test]
+async fn a_held_claim_answers_409_then_fails_and_releases() {
+    let srv = start_default().await;
+    for (end, code) in [("500", "internal_error"), ("404", "customer_not_found")] {
+        let key = format!("held-{end}");
+        set_faults(
+            &srv,
+            json!({"clear": true, "scripts": {key.clone(): [format!("hold:600:{end}")]}}),
+        )
+        .await;
+        let t0 = Instant::now();
+        let first = {
+            let (srv_addr, b) = (srv.addr(), body(&key));
+            tokio::spawn(post_at(srv_addr, TRACK, b))
+        };
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let second = track(&srv, body(&key)).await;
+        second.expect_err(409, "duplicate_idempotency_key");
+        assert!(t0.elapsed() < Duration::from_millis(550), "the 409 does not wait for the stall");
+        let first = first.await.unwrap();
+        assert!(t0.elapsed() >= Duration::from_millis(600));
+        first.expect_err(end.parse().unwrap(), code);
+        assert!(events(&srv, &format!("?idempotency_key={key}")).await.is_empty(), "nothing recorded yet");
+        track(&srv, body(&key)).await.expect(200);
+        assert_eq!(events(&srv, &format!("?idempotency_key={key}")).await.len(), 1);
+    }
+    assert_eq!(fault_count(&srv, "hold_claim").await, 2);
+}
+
+/// A client that gives up on a held request does not stop it: it still ends, and releases, on
+/// schedule.
+#[tokio::test]
+async fn a_held_claim_outlives_the_client() {
+    let srv = start_default().await;
+    set_faults(&srv, json!({"scripts": {"gone": ["hold:400:503"]}})).await;
+    let addr = srv.addr();
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(100), post_at(addr, TRACK, body("gone"))).await;
+    assert!(gave_up.is_err(), "the client timed out");
+    track(&srv, body("gone")).await.expect_err(409, "duplicate_idempotency_key");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    track(&srv, body("gone")).await.expect(200);
+    assert_eq!(events(&srv, "?idempotency_key=gone").await.len(), 1);
+}
+
+/// `hold:<ms>:200` is a slow request that records in the end, under its own claim; a batch
+/// hold claims every item, so a copy sent meanwhile is dropped from its batch silently.
+#[tokio::test]
+async fn a_held_claim_that_succeeds_records_once() {
+    let srv = start_default().await;
+    set_faults(
+        &srv,
+        json!({"scripts": {"slow-a": ["hold:400:200"]}, "hold_claim_ms": 400}),
+    )
+    .await;
+    let addr = srv.addr();
+    let first = tokio::spawn(post_at(addr, BATCH, json!([body("slow-a"), body("slow-b")])));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The copy's items are claimed by the stalled batch: dropped, yet the answer is 200.
+    batch(&srv, json!([body("slow-b")])).await.expect(200);
+    assert!(events(&srv, "?idempotency_key=slow-b").await.is_empty());
+    first.await.unwrap().expect(200);
+    assert_eq!(events(&srv, "?idempotency_key=slow-a").await.len(), 1);
+    assert_eq!(events(&srv, "?idempotency_key=slow-b").await.len(), 1);
+    // The probabilistic form, with its settings.
+    let v = set_faults(
+        &srv,
+        json!({"clear": true, "hold_claim": 1.0, "hold_claim_ms": 50, "hold_claim_status": 502}),
+    )
+    .await;
+    assert_eq!(v["hold_claim_status"], 502);
+    track(&srv, body("p")).await.expect_err(502, "internal_error");
+    assert_eq!(fault_count(&srv, "hold_claim").await, 2, "one scripted, one drawn");
+    let bad = post(&srv, "/_mock/faults", &json!({"hold_claim_status": 418}), &[])
+        .await
+        .unwrap();
+    bad.expect_err(400, "invalid_inputs");
+}
+
+/// `redirect_302`: an auth layer's redirect to its sign-in page; nothing is processed.
+#[tokio::test]
+async fn a_redirect_points_at_the_sign_in_page() {
+    let srv = start_default().await;
+    set_faults(&srv, json!({"scripts": {"r": ["redirect_302"]}})).await;
+    let r = track(&srv, body("r")).await.expect(302);
+    assert_eq!(r.header("location").as_deref(), Some("/login"));
+    assert!(events(&srv, "?idempotency_key=r").await.is_empty());
+    let page = get(&srv, "/login").await.expect(200);
+    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    set_faults(&srv, json!({"clear": true, "redirect_302": 1.0})).await;
+    assert_eq!(batch(&srv, json!([body("r2")])).await.status, 302);
+    assert_eq!(fault_count(&srv, "redirect_302").await, 2, "one scripted, one drawn");
+}

@@ -140,7 +140,7 @@ pub async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendReques
     tx
 }
 
-fn std_headers(key: &str) -> Vec<(String, String)> {
+pub fn std_headers(key: &str) -> Vec<(String, String)> {
     vec![
         ("authorization".into(), format!("Bearer {key}")),
         ("content-type".into(), "application/json".into()),

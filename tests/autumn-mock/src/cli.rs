@@ -161,9 +161,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
             "--slow-body" => faults.slow_body = Some(prob(&flag, &value(&flag)?)?),
             "--hold-claim" => faults.hold_claim = Some(prob(&flag, &value(&flag)?)?),
             "--hold-claim-ms" => faults.hold_claim_ms = Some(num(&flag, &value(&flag)?)?),
-            "--hold-claim-status" => {
-                faults.hold_claim_status = Some(num(&flag, &value(&flag)?)?)
-            }
+            "--hold-claim-status" => faults.hold_claim_status = Some(num(&flag, &value(&flag)?)?),
             "--redirect-302" => faults.redirect_302 = Some(prob(&flag, &value(&flag)?)?),
             "--outage" => faults.outage = Some(true),
             "--outage-mode" => {

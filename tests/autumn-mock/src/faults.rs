@@ -144,6 +144,9 @@ pub enum Action {
     /// A 302 to `/login` (an auth layer sending an expired session to its sign-in page), not
     /// processed. `fetch` follows it to a 200 HTML page.
     Redirect,
+    /// A plain-text 409 from something in between (Autumn never answers a batch 409), not
+    /// processed. Script only.
+    Conflict,
 }
 
 /// Statuses a `hold:<ms>:<status>` action may end with.
@@ -168,6 +171,7 @@ impl Action {
             "truncated_body" => Action::Mangle(Mangle::Truncate),
             "slow_body" => Action::Mangle(Mangle::SlowBody),
             "redirect_302" => Action::Redirect,
+            "conflict_409" => Action::Conflict,
             _ => {
                 if let Some(rest) = s.strip_prefix("hold:") {
                     let (ms, status) = match rest.split_once(':') {
@@ -212,6 +216,7 @@ impl Action {
             Action::Mangle(Mangle::SlowBody) => "slow_body".into(),
             Action::Hold(ms, status) => format!("hold:{ms}:{status}"),
             Action::Redirect => "redirect_302".into(),
+            Action::Conflict => "conflict_409".into(),
         }
     }
 }
@@ -348,7 +353,7 @@ impl FaultsPatch {
                 for a in actions {
                     if Action::parse(a).is_none() {
                         return Err(format!(
-                            "scripts[{k:?}]: unknown action {a:?} (expected one of \"ok\", \"500\", \"502\", \"503\", \"429\", \"drop_after_record\", \"reset_before_body\", \"latency:<ms>\", \"html_502\", \"html_503\", \"html_403\", \"slow_headers\", \"garbage_body\", \"truncated_body\", \"slow_body\", \"429_retry_after_10y|past|garbage\", \"503_retry_after_10y|past|garbage\", \"hold:<ms>[:200|404|500|502|503]\", \"redirect_302\")"
+                            "scripts[{k:?}]: unknown action {a:?} (expected one of \"ok\", \"500\", \"502\", \"503\", \"429\", \"drop_after_record\", \"reset_before_body\", \"latency:<ms>\", \"html_502\", \"html_503\", \"html_403\", \"slow_headers\", \"garbage_body\", \"truncated_body\", \"slow_body\", \"429_retry_after_10y|past|garbage\", \"503_retry_after_10y|past|garbage\", \"hold:<ms>[:200|404|500|502|503]\", \"redirect_302\", \"conflict_409\")"
                         ));
                     }
                 }
@@ -644,10 +649,7 @@ impl Faults {
         } else if self.rng.chance(v.slow_body) {
             plan.mangle = Some(Mangle::SlowBody);
         } else if self.rng.chance(v.hold_claim) {
-            plan.hold = Some((
-                Duration::from_millis(v.hold_claim_ms),
-                v.hold_claim_status,
-            ));
+            plan.hold = Some((Duration::from_millis(v.hold_claim_ms), v.hold_claim_status));
         } else if self.rng.chance(v.redirect_302) {
             plan.error = Some(Action::Redirect);
         }

@@ -780,13 +780,27 @@ async fn api(
     }
     if let Some((stall, status)) = plan.hold {
         inc(&app.stats.fault_hold_claim);
-        return Ok(hold(app, parts, json, header_key, kind, stall, status, retry_after).await);
+        return Ok(hold(
+            app,
+            parts,
+            json,
+            header_key,
+            kind,
+            stall,
+            status,
+            retry_after,
+        )
+        .await);
     }
     if let Some(e) = plan.error {
         return Ok(match e {
             Action::Redirect => {
                 inc(&app.stats.fault_redirect);
-                let mut r = response(302, "text/html; charset=utf-8", &b"<a href=\"/login\">Found</a>"[..]);
+                let mut r = response(
+                    302,
+                    "text/html; charset=utf-8",
+                    &b"<a href=\"/login\">Found</a>"[..],
+                );
                 r.headers_mut()
                     .insert(hyper::header::LOCATION, HeaderValue::from_static("/login"));
                 r
@@ -795,6 +809,7 @@ async fn api(
                 inc(&app.stats.fault_429);
                 too_many(&retry_after)
             }
+            Action::Conflict => response(409, "text/plain; charset=utf-8", &b"Conflict"[..]),
             Action::E503 => {
                 inc(&app.stats.fault_503);
                 internal(503, env, Some(&retry_after))
@@ -949,8 +964,7 @@ async fn hold(
             s => internal(s, env, None),
         }
     });
-    task.await
-        .unwrap_or_else(|_| internal(500, env, None))
+    task.await.unwrap_or_else(|_| internal(500, env, None))
 }
 
 fn valid_api_version(s: &str) -> bool {
@@ -1256,10 +1270,14 @@ fn batch(
     let mut recorded = 0u64;
     let mut dropped = 0u64;
     // A stalled batch holds its items' claims already: each counts once as its own.
-    let mut own: Vec<&str> = pre.map_or_else(Vec::new, |p| p.body.iter().map(String::as_str).collect());
+    let mut own: Vec<&str> =
+        pre.map_or_else(Vec::new, |p| p.body.iter().map(String::as_str).collect());
     for (input, res) in inputs.into_iter().zip(resolutions) {
         if let Some(k) = &input.idempotency_key {
-            let mine = own.iter().position(|o| *o == k.as_str()).map(|i| own.swap_remove(i));
+            let mine = own
+                .iter()
+                .position(|o| *o == k.as_str())
+                .map(|i| own.swap_remove(i));
             if mine.is_none() && !st.body_keys.claim(k, now) {
                 dropped += 1;
                 continue;

@@ -367,13 +367,24 @@ async fn a_held_claim_answers_409_then_fails_and_releases() {
         tokio::time::sleep(Duration::from_millis(150)).await;
         let second = track(&srv, body(&key)).await;
         second.expect_err(409, "duplicate_idempotency_key");
-        assert!(t0.elapsed() < Duration::from_millis(550), "the 409 does not wait for the stall");
+        assert!(
+            t0.elapsed() < Duration::from_millis(550),
+            "the 409 does not wait for the stall"
+        );
         let first = first.await.unwrap();
         assert!(t0.elapsed() >= Duration::from_millis(600));
         first.expect_err(end.parse().unwrap(), code);
-        assert!(events(&srv, &format!("?idempotency_key={key}")).await.is_empty(), "nothing recorded yet");
+        assert!(
+            events(&srv, &format!("?idempotency_key={key}"))
+                .await
+                .is_empty(),
+            "nothing recorded yet"
+        );
         track(&srv, body(&key)).await.expect(200);
-        assert_eq!(events(&srv, &format!("?idempotency_key={key}")).await.len(), 1);
+        assert_eq!(
+            events(&srv, &format!("?idempotency_key={key}")).await.len(),
+            1
+        );
     }
     assert_eq!(fault_count(&srv, "hold_claim").await, 2);
 }
@@ -385,10 +396,15 @@ async fn a_held_claim_outlives_the_client() {
     let srv = start_default().await;
     set_faults(&srv, json!({"scripts": {"gone": ["hold:400:503"]}})).await;
     let addr = srv.addr();
-    let gave_up =
-        tokio::time::timeout(Duration::from_millis(100), post_at(addr, TRACK, body("gone"))).await;
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        post_at(addr, TRACK, body("gone")),
+    )
+    .await;
     assert!(gave_up.is_err(), "the client timed out");
-    track(&srv, body("gone")).await.expect_err(409, "duplicate_idempotency_key");
+    track(&srv, body("gone"))
+        .await
+        .expect_err(409, "duplicate_idempotency_key");
     tokio::time::sleep(Duration::from_millis(500)).await;
     track(&srv, body("gone")).await.expect(200);
     assert_eq!(events(&srv, "?idempotency_key=gone").await.len(), 1);
@@ -405,7 +421,11 @@ async fn a_held_claim_that_succeeds_records_once() {
     )
     .await;
     let addr = srv.addr();
-    let first = tokio::spawn(post_at(addr, BATCH, json!([body("slow-a"), body("slow-b")])));
+    let first = tokio::spawn(post_at(
+        addr,
+        BATCH,
+        json!([body("slow-a"), body("slow-b")]),
+    ));
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The copy's items are claimed by the stalled batch: dropped, yet the answer is 200.
     batch(&srv, json!([body("slow-b")])).await.expect(200);
@@ -420,11 +440,22 @@ async fn a_held_claim_that_succeeds_records_once() {
     )
     .await;
     assert_eq!(v["hold_claim_status"], 502);
-    track(&srv, body("p")).await.expect_err(502, "internal_error");
-    assert_eq!(fault_count(&srv, "hold_claim").await, 2, "one scripted, one drawn");
-    let bad = post(&srv, "/_mock/faults", &json!({"hold_claim_status": 418}), &[])
+    track(&srv, body("p"))
         .await
-        .unwrap();
+        .expect_err(502, "internal_error");
+    assert_eq!(
+        fault_count(&srv, "hold_claim").await,
+        2,
+        "one scripted, one drawn"
+    );
+    let bad = post(
+        &srv,
+        "/_mock/faults",
+        &json!({"hold_claim_status": 418}),
+        &[],
+    )
+    .await
+    .unwrap();
     bad.expect_err(400, "invalid_inputs");
 }
 
@@ -437,8 +468,15 @@ async fn a_redirect_points_at_the_sign_in_page() {
     assert_eq!(r.header("location").as_deref(), Some("/login"));
     assert!(events(&srv, "?idempotency_key=r").await.is_empty());
     let page = get(&srv, "/login").await.expect(200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
     set_faults(&srv, json!({"clear": true, "redirect_302": 1.0})).await;
     assert_eq!(batch(&srv, json!([body("r2")])).await.status, 302);
-    assert_eq!(fault_count(&srv, "redirect_302").await, 2, "one scripted, one drawn");
+    assert_eq!(
+        fault_count(&srv, "redirect_302").await,
+        2,
+        "one scripted, one drawn"
+    );
 }

@@ -54,6 +54,12 @@ pub struct TrackError {
     pub status: Option<u16>,
     /// The event's idempotency key, once one exists: resending with it cannot double-count.
     pub idempotency_key: Option<String>,
+    /// For `unavailable`: resend no sooner than this many ms from now (a 409 that could not
+    /// prove a recording yet).
+    pub retry_after_ms: Option<u64>,
+    /// For `unavailable`: an attempt got no answer and may still be running at Autumn (a route
+    /// in front passes that on, so its caller waits before taking a 409 as proof).
+    pub unanswered: bool,
 }
 
 impl TrackError {
@@ -75,6 +81,8 @@ impl TrackError {
             field: None,
             status: None,
             idempotency_key: None,
+            retry_after_ms: None,
+            unanswered: false,
         }
     }
 

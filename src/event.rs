@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::error::TrackError;
-use crate::value::{check_json, write_json, write_num, write_str, Value, MAX_SAFE_INTEGER};
+use crate::value::{check_json, write_json, write_str, Value, MAX_SAFE_INTEGER};
 
 /// Longest id (customer, feature, event name, entity) and idempotency key accepted, in characters.
 pub const MAX_ID_CHARS: usize = 256;
@@ -17,6 +17,25 @@ pub const DEFAULT_MAX_PROPERTIES_BYTES: usize = 64 * 1024;
 
 /// Timestamps below this (Sep 2001 in milliseconds) are almost surely seconds by mistake.
 const MIN_PLAUSIBLE_MS: f64 = 1_000_000_000_000.0;
+
+/// Timestamps above this (year 5138 in milliseconds) are almost surely microseconds by mistake.
+const MAX_PLAUSIBLE_MS: f64 = 100_000_000_000_000.0;
+
+/// How far ahead of the clock a timestamp may be before it is refused outright. Autumn refuses
+/// any timestamp in the future; a small lead (a device clock running fast) is corrected against
+/// the server's clock when sent, a day or more is a mistake in the caller's arithmetic.
+pub const MAX_FUTURE_MS: f64 = 86_400_000.0;
+
+/// What validation needs from its surroundings, injected so `cargo test` runs the very code
+/// that ships: the clock, a number formatter, and fresh keys.
+pub trait Host {
+    /// Unix ms now, on the server's clock as far as it is known (bounds `timestamp`).
+    fn now_ms(&self) -> f64;
+    /// Writes a number that is not a safe integer as JSON (JavaScript's `String(n)` in wasm).
+    fn format_num(&self, n: f64, out: &mut String);
+    /// A fresh idempotency key; called (once) only when the caller gave none.
+    fn new_key(&mut self) -> String;
+}
 
 /// A validated event, ready to be written to the wire or to the queue.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +50,8 @@ pub struct Event {
     pub entity_id: Option<String>,
     /// Units used; negative credits back. Finite. Default 1.
     pub value: f64,
+    /// `value` as JSON when it is not a safe integer (written by the host's formatter).
+    pub value_text: Option<String>,
     /// `properties` already serialized as a JSON object.
     pub properties: Option<String>,
     /// Generated once (UUID v7) unless the caller gave one; reused on every retry and replay.
@@ -186,12 +207,12 @@ pub(crate) fn id_field(
     }
 }
 
-/// Validates one `track()` input. `new_key` is called (once) only when the caller gave no
-/// idempotency key.
+/// Validates one `track()` input. The host's `new_key` is called (once) only when the caller
+/// gave no idempotency key.
 pub fn parse_input(
     input: &Value,
     max_properties_bytes: usize,
-    new_key: impl FnOnce() -> String,
+    host: &mut dyn Host,
 ) -> Result<Event, TrackError> {
     let [customer, feature, event_name, entity, value, props, key, ts, overage, asyn] =
         take_fields(input, &FIELDS, "input", input_err)?;
@@ -244,7 +265,7 @@ pub fn parse_input(
                 return Err(TrackError::input("properties", m));
             }
             let mut s = String::new();
-            write_json(&mut s, v);
+            write_json(&mut s, v, &|n, out| host.format_num(n, out));
             if s.len() > max_properties_bytes {
                 let mut m = String::from("`properties` is ");
                 crate::value::push_u64(&mut m, s.len() as u64);
@@ -285,6 +306,18 @@ pub fn parse_input(
                 return Err(TrackError::input(
                     "timestamp",
                     "`timestamp` must be Unix milliseconds; this looks like seconds (multiply by 1000)",
+                ));
+            }
+            if *n > MAX_PLAUSIBLE_MS {
+                return Err(TrackError::input(
+                    "timestamp",
+                    "`timestamp` must be Unix milliseconds; this looks like microseconds (divide by 1000)",
+                ));
+            }
+            if *n > host.now_ms() + MAX_FUTURE_MS {
+                return Err(TrackError::input(
+                    "timestamp",
+                    "`timestamp` is more than a day in the future (Autumn refuses future timestamps)",
                 ));
             }
             Some(*n as u64)
@@ -330,8 +363,13 @@ pub fn parse_input(
 
     let idempotency_key = match id_field("idempotencyKey", key, false, input_err)? {
         Some(k) => k,
-        None => new_key(),
+        None => host.new_key(),
     };
+    let value_text = (value.fract() != 0.0 || value.abs() > MAX_SAFE_INTEGER).then(|| {
+        let mut t = String::new();
+        host.format_num(value, &mut t);
+        t
+    });
 
     Ok(Event {
         customer_id,
@@ -339,6 +377,7 @@ pub fn parse_input(
         event_name,
         entity_id,
         value,
+        value_text,
         properties,
         idempotency_key,
         timestamp,
@@ -374,7 +413,15 @@ pub fn write_body(s: &mut String, ev: &Event, timestamp: Option<u64>) {
         write_str(s, e);
     }
     s.push_str(",\"value\":");
-    write_num(s, ev.value);
+    match &ev.value_text {
+        Some(t) => s.push_str(t),
+        None => {
+            if ev.value < 0.0 {
+                s.push('-');
+            }
+            crate::value::push_u64(s, ev.value.abs() as u64);
+        }
+    }
     if let Some(p) = &ev.properties {
         s.push_str(",\"properties\":");
         s.push_str(p);
@@ -401,7 +448,7 @@ pub fn write_body(s: &mut String, ev: &Event, timestamp: Option<u64>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::Code;
     use crate::value::Bad;
@@ -413,10 +460,26 @@ mod tests {
         crate::value::tests_support::from_serde(&j)
     }
 
-    fn parse(j: serde_json::Value) -> Result<Event, TrackError> {
-        parse_input(&v(j), DEFAULT_MAX_PROPERTIES_BYTES, || {
+    /// The native host: a fixed clock, Rust's float formatting, a fixed key.
+    pub(crate) struct TestHost(pub f64);
+
+    impl Host for TestHost {
+        fn now_ms(&self) -> f64 {
+            self.0
+        }
+        fn format_num(&self, n: f64, out: &mut String) {
+            crate::value::tests_support::rust_num(n, out);
+        }
+        fn new_key(&mut self) -> String {
             "generated-key".to_string()
-        })
+        }
+    }
+
+    /// 2026-12-02.
+    pub(crate) const NOW: f64 = 1_796_169_600_000.0;
+
+    fn parse(j: serde_json::Value) -> Result<Event, TrackError> {
+        parse_input(&v(j), DEFAULT_MAX_PROPERTIES_BYTES, &mut TestHost(NOW))
     }
 
     fn field_of(j: serde_json::Value) -> String {
@@ -482,7 +545,7 @@ mod tests {
             ("eventName".to_string(), Value::Undefined),
             ("value".to_string(), Value::Undefined),
         ]);
-        let ev = parse_input(&input, 100, || "k".to_string()).unwrap();
+        let ev = parse_input(&input, 100, &mut TestHost(NOW)).unwrap();
         assert_eq!(ev.value, 1.0);
     }
 
@@ -567,6 +630,20 @@ mod tests {
                 "timestamp",
             ),
             (
+                // Microseconds (`Date.now() * 1000`).
+                json!({"customerId": "c", "featureId": "f", "timestamp": NOW * 1000.0}),
+                "timestamp",
+            ),
+            (
+                // The year 3000.
+                json!({"customerId": "c", "featureId": "f", "timestamp": 32_503_680_000_000u64}),
+                "timestamp",
+            ),
+            (
+                json!({"customerId": "c", "featureId": "f", "timestamp": NOW + MAX_FUTURE_MS + 1.0}),
+                "timestamp",
+            ),
+            (
                 json!({"customerId": "c", "featureId": "f", "overageBehavior": "nope"}),
                 "overageBehavior",
             ),
@@ -596,7 +673,7 @@ mod tests {
                 ("featureId".to_string(), Value::Str("f".to_string())),
                 ("value".to_string(), Value::Num(n)),
             ]);
-            let e = parse_input(&input, 100, || "k".to_string()).unwrap_err();
+            let e = parse_input(&input, 100, &mut TestHost(NOW)).unwrap_err();
             assert_eq!(e.field.as_deref(), Some("value"));
         }
     }
@@ -607,7 +684,7 @@ mod tests {
             let e = parse(j).unwrap_err();
             assert_eq!(e.code, Code::InvalidInput);
         }
-        let e = parse_input(&Value::Undefined, 10, String::new).unwrap_err();
+        let e = parse_input(&Value::Undefined, 10, &mut TestHost(NOW)).unwrap_err();
         assert!(e.message.contains("must be an object"), "{}", e.message);
     }
 
@@ -646,7 +723,7 @@ mod tests {
                     )]),
                 ),
             ]);
-            let e = parse_input(&input, 1000, || "k".to_string()).unwrap_err();
+            let e = parse_input(&input, 1000, &mut TestHost(NOW)).unwrap_err();
             assert_eq!(e.field.as_deref(), Some("properties"));
             assert!(e.message.contains("properties.a.b"), "{}", e.message);
         }
@@ -658,19 +735,41 @@ mod tests {
         let exact = parse_input(
             &v(json!({"customerId": "c", "featureId": "f", "properties": {"s": "xx"}})),
             10,
-            String::new,
+            &mut TestHost(NOW),
         );
         assert!(exact.is_ok(), "{{\"s\":\"xx\"}} is exactly 10 bytes");
     }
 
     #[test]
     fn explicit_key_is_kept_and_generator_not_called() {
+        struct NoKeys;
+        impl Host for NoKeys {
+            fn now_ms(&self) -> f64 {
+                NOW
+            }
+            fn format_num(&self, n: f64, out: &mut String) {
+                crate::value::tests_support::rust_num(n, out);
+            }
+            fn new_key(&mut self) -> String {
+                unreachable!("generator must not run when a key is given")
+            }
+        }
         let ev = parse_input(
             &v(json!({"customerId": "c", "featureId": "f", "idempotencyKey": "mine"})),
             100,
-            || unreachable!("generator must not run when a key is given"),
+            &mut NoKeys,
         )
         .unwrap();
         assert_eq!(ev.idempotency_key, "mine");
+    }
+
+    #[test]
+    fn fractional_values_use_the_hosts_formatter() {
+        let ev = parse(json!({"customerId": "c", "featureId": "f", "value": 0.1})).unwrap();
+        assert_eq!(ev.value_text.as_deref(), Some("0.1"));
+        assert!(wire_body(&ev).contains(r#""value":0.1,"#));
+        let ev = parse(json!({"customerId": "c", "featureId": "f", "value": -3})).unwrap();
+        assert_eq!(ev.value_text, None);
+        assert!(wire_body(&ev).contains(r#""value":-3,"#));
     }
 }

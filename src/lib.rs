@@ -7,13 +7,18 @@
 //! every retry and replay reuses, and is delivered through `fetch` with retries that honour
 //! `Retry-After`: the server records each event exactly once.
 //!
-//! The crate is a pure core that `cargo test` runs natively —
-//! [`value`] (input as a JSON tree), [`event`] (validation and the wire body), [`key`]
-//! (idempotency keys), [`retry`] (what to do after an attempt), [`options`] — under a thin
-//! JavaScript edge (`js`, compiled for `wasm32` only) that holds every `#[wasm_bindgen]` export.
+//! The crate is a pure core that `cargo test` runs natively — [`value`] (input as a JSON tree),
+//! [`event`] (validation and the wire body), [`key`] (idempotency keys), [`answer`] (what an
+//! answer means), [`retry`] (when to try again), [`queue`] (records, plans, clocks),
+//! [`options`], and [`engine`], the sans-IO delivery engine whose commands a driver carries out
+//! ([`consumer`] is the Cloudflare Queues consumer's) — under a thin JavaScript edge (`js`,
+//! compiled for `wasm32` only) that holds every `#[wasm_bindgen]` export and converts values.
 
 extern crate alloc;
 
+pub mod answer;
+pub mod consumer;
+pub mod engine;
 pub mod error;
 pub mod event;
 pub mod key;
@@ -27,12 +32,7 @@ mod js;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
-pub use js::new_key as __new_key;
-#[cfg(target_arch = "wasm32")]
-#[doc(hidden)]
-pub use js::store as __store;
-#[cfg(target_arch = "wasm32")]
-pub use js::AutumnTracker;
+pub use js::{codec as __codec, new_key_now as __new_key, Engine as __Engine};
 
 pub use error::{Code, TrackError};
 pub use event::{parse_input, wire_body, Event};

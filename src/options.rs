@@ -68,7 +68,7 @@ pub enum DrainMode {
     Single,
 }
 
-const NAMES: [(&str, Option<&str>); 15] = [
+const NAMES: [(&str, Option<&str>); 16] = [
     ("secretKey", None),
     ("baseUrl", None),
     ("apiVersion", None),
@@ -84,6 +84,7 @@ const NAMES: [(&str, Option<&str>); 15] = [
     ("batchSize", None),
     ("drain", None),
     ("onEvent", None),
+    ("confirmAfterMs", None),
 ];
 
 fn opt_err(field: &str, m: String) -> TrackError {
@@ -117,9 +118,9 @@ fn int_opt(
         Some(Value::Num(n)) if n.fract() == 0.0 && *n >= min && *n <= max => Ok(*n),
         Some(_) => {
             let mut m = cat(&["`", name, "` must be an integer from "]);
-            crate::value::write_num(&mut m, min);
+            crate::value::push_u64(&mut m, min as u64);
             m.push_str(" to ");
-            crate::value::write_num(&mut m, max);
+            crate::value::push_u64(&mut m, max as u64);
             Err(TrackError::options(name, m))
         }
     }
@@ -147,7 +148,7 @@ pub fn parse_options(v: &Value) -> Result<Options, TrackError> {
     } else {
         v
     };
-    let [key, base, version, headers, timeout, retries, max_props, allow_browser, queue, queue_name, max_queue, max_age, batch, drain, on_event] =
+    let [key, base, version, headers, timeout, retries, max_props, allow_browser, queue, queue_name, max_queue, max_age, batch, drain, on_event, confirm] =
         take_fields(v, &NAMES, "options", opt_err)?;
 
     let secret_key = match string_opt("secretKey", key)? {
@@ -337,8 +338,22 @@ pub fn parse_options(v: &Value) -> Result<Options, TrackError> {
             defaults.max_event_age_ms,
         )?,
         batch_size: int_opt("batchSize", batch, 1.0, 1000.0, defaults.batch_size as f64)? as usize,
+        confirm_after_ms: int_opt(
+            "confirmAfterMs",
+            confirm,
+            100.0,
+            86_400_000.0,
+            defaults.confirm_after_ms,
+        )?,
         ..defaults
     };
+    if queue_policy.confirm_after_ms < f64::from(timeout_ms) {
+        return Err(TrackError::options(
+            "confirmAfterMs",
+            "`confirmAfterMs` must be at least `timeoutMs`: it is how long an attempt can still be \
+             running at Autumn after it was sent",
+        ));
+    }
     let drain = match string_opt("drain", drain)? {
         None | Some("batch") => DrainMode::Batch,
         Some("single") => DrainMode::Single,
@@ -393,18 +408,15 @@ impl Options {
         u
     }
 
-    /// Every header of a track request, in order. The key never appears elsewhere.
-    pub fn request_headers<'a>(
-        &'a self,
-        idempotency_key: Option<&'a str>,
-    ) -> Vec<(&'a str, HeaderValue<'a>)> {
-        let mut h = Vec::with_capacity(6 + self.headers.len());
+    /// Every header of a track request, in order. The secret key never appears elsewhere. The
+    /// idempotency key goes in the body only: Autumn's `Idempotency-Key` header claims are shared
+    /// with every other route (`/v1/attach`, …), so a business id reused there would make the
+    /// track a 409; the body key dedupes single and batch sends alike.
+    pub fn request_headers(&self) -> Vec<(&str, HeaderValue<'_>)> {
+        let mut h = Vec::with_capacity(5 + self.headers.len());
         h.push(("Content-Type", HeaderValue::Plain("application/json")));
         h.push(("Accept", HeaderValue::Plain("application/json")));
         h.push(("x-api-version", HeaderValue::Plain(&self.api_version)));
-        if let Some(k) = idempotency_key {
-            h.push(("Idempotency-Key", HeaderValue::Plain(k)));
-        }
         if let Some(k) = &self.secret_key {
             h.push(("Authorization", HeaderValue::Bearer(k)));
         }
@@ -485,9 +497,13 @@ mod tests {
         .unwrap();
         assert_eq!(o.track_url(), "http://127.0.0.1:8787/v1/balances.track");
         assert_eq!(o.retry.max_retries, 0);
-        let h = o.request_headers(Some("k1"));
+        let h = o.request_headers();
         assert!(h.contains(&("Authorization", HeaderValue::Bearer("am_sk_test_abc"))));
-        assert!(h.contains(&("Idempotency-Key", HeaderValue::Plain("k1"))));
+        assert!(
+            h.iter()
+                .all(|(n, _)| !n.eq_ignore_ascii_case("idempotency-key")),
+            "the key goes in the body only"
+        );
         assert!(h.contains(&("x-api-version", HeaderValue::Plain("2.1"))));
         assert!(h.contains(&("x-tenant", HeaderValue::Plain("t1"))));
         assert_eq!(
@@ -502,7 +518,7 @@ mod tests {
     fn no_authorization_without_key() {
         let o = parse(json!({"baseUrl": "/track"})).unwrap();
         assert!(o
-            .request_headers(Some("k"))
+            .request_headers()
             .iter()
             .all(|(n, _)| *n != "Authorization"));
     }
@@ -544,6 +560,11 @@ mod tests {
             ),
             (json!({"secretkey": "am_sk_test_x"}), "secretkey"),
             (json!("am_sk_test_x"), "options"),
+            (json!({"confirmAfterMs": 10}), "confirmAfterMs"),
+            (
+                json!({"confirmAfterMs": 1000, "timeoutMs": 2000}),
+                "confirmAfterMs",
+            ),
         ];
         for (j, field) in rows {
             let e = parse(j.clone()).expect_err(&j.to_string());

@@ -177,14 +177,19 @@ fn cut(path: &mut String, len: usize) {
     }
 }
 
+/// Writes a number that is not a safe integer (`0.1`, `1e300`) as JSON: the host's shortest
+/// round-trip form. The wasm edge passes JavaScript's `String(n)` (no float formatter in the
+/// binary); native tests pass Rust's.
+pub type FormatNum<'a> = &'a dyn Fn(f64, &mut String);
+
 /// Appends `v` as JSON text. Call only on values [`check_json`] accepted: anything else is
 /// written as `null`.
-pub fn write_json(out: &mut String, v: &Value) {
+pub fn write_json(out: &mut String, v: &Value, num: FormatNum<'_>) {
     match v {
         Value::Null | Value::Undefined | Value::Bad(_) => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        Value::Num(n) => write_num(out, *n),
+        Value::Num(n) => write_num(out, *n, num),
         Value::Str(s) => write_str(out, s),
         Value::Arr(items) => {
             out.push('[');
@@ -192,7 +197,7 @@ pub fn write_json(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json(out, item);
+                write_json(out, item, num);
             }
             out.push(']');
         }
@@ -209,7 +214,7 @@ pub fn write_json(out: &mut String, v: &Value) {
                 first = false;
                 write_str(out, k);
                 out.push(':');
-                write_json(out, item);
+                write_json(out, item, num);
             }
             out.push('}');
         }
@@ -243,9 +248,9 @@ pub fn write_str(out: &mut String, s: &str) {
 /// Largest integer a JavaScript number holds exactly (2^53 − 1).
 pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
-/// Writes a finite number. Integers (the common case: values, timestamps) take a short path with
-/// no float formatting; other numbers use Rust's shortest round-trip form, which is valid JSON.
-pub fn write_num(out: &mut String, n: f64) {
+/// Writes a finite number. Integers (the common case: values, timestamps) take a short path
+/// with no float formatting; other numbers go to `num` (the host's formatter).
+pub fn write_num(out: &mut String, n: f64, num: FormatNum<'_>) {
     if !n.is_finite() {
         out.push_str("null");
     } else if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER {
@@ -254,27 +259,8 @@ pub fn write_num(out: &mut String, n: f64) {
         }
         push_u64(out, n.abs() as u64);
     } else {
-        write_float(out, n);
+        num(n, out);
     }
-}
-
-/// Non-integers: JavaScript's own `String(n)` in wasm (shortest round-trip form, valid JSON, and
-/// no float-formatting tables in the binary); Rust's formatter natively, with exponent form
-/// outside JavaScript's plain range so the two agree on what matters (`1e300` is 5 bytes).
-#[cfg(target_arch = "wasm32")]
-fn write_float(out: &mut String, n: f64) {
-    out.push_str(&crate::js::number_to_string(n));
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn write_float(out: &mut String, n: f64) {
-    use core::fmt::Write;
-    // Writing to a String cannot fail.
-    let _ = if (1e-7..1e21).contains(&n.abs()) {
-        write!(out, "{n}")
-    } else {
-        write!(out, "{n:e}")
-    };
 }
 
 /// Appends the decimal digits of `n` without `format!`.
@@ -306,13 +292,6 @@ pub fn char_len(s: &str) -> usize {
     s.bytes().filter(|b| (b & 0xC0) != 0x80).count()
 }
 
-/// Length in bytes of `v` written as JSON, computed without writing it.
-pub fn json_len(v: &Value) -> usize {
-    let mut s = String::new();
-    write_json(&mut s, v);
-    s.len()
-}
-
 /// Test helpers shared by the crate's native tests.
 #[cfg(test)]
 pub(crate) mod tests_support {
@@ -331,6 +310,17 @@ pub(crate) mod tests_support {
             }
         }
     }
+
+    /// Rust's shortest round-trip float formatting in JavaScript's notation (what `String(n)`
+    /// gives for the numbers tests use), the native stand-in for the edge's formatter.
+    pub(crate) fn rust_num(n: f64, out: &mut String) {
+        use core::fmt::Write;
+        let _ = if (1e-7..1e21).contains(&n.abs()) {
+            write!(out, "{n}")
+        } else {
+            write!(out, "{n:e}")
+        };
+    }
 }
 
 #[cfg(test)]
@@ -342,7 +332,7 @@ mod tests {
 
     fn json(v: &Value) -> String {
         let mut s = String::new();
-        write_json(&mut s, v);
+        write_json(&mut s, v, &tests_support::rust_num);
         s
     }
 

@@ -1,92 +1,118 @@
-//! `Retry-After` parsing, the native path (in wasm, HTTP dates go to `Date.parse`). Input: an
-//! optional first line holding `now`, then the header value. Invariants: nothing panics;
-//! delay-seconds agree with a reference parser (saturating at 2^53 − 1 ms); an accepted
-//! HTTP-date is an IMF-fixdate that formats back to itself and lies within JavaScript's date
-//! range; the retry decision honours the wait or gives up, never waiting past its cap.
+//! `Retry-After`: `retry::retry_after_ms(raw, date_ms, now)`. HTTP dates are read by the JS edge
+//! (`Date.parse`) and passed in as `date_ms`; the core reads delay-seconds itself.
+//!
+//! Input: an optional first line `now [date_ms]` (Unix ms, any f64 syntax; `-` for no date),
+//! then the header value. Invariants: nothing panics; delay-seconds (digits with at most one
+//! `.`) agree with an exact reference parser whatever the date and clock say, saturating at
+//! 2^53 − 1 ms; anything else is the edge's date, `date − now` rounded down and clamped to
+//! [0, 2^53 − 1], never longer as the clock advances nor shorter for a later date, whatever the
+//! text says; no date (or not a finite one) and not seconds is `None`; surrounding whitespace
+//! changes nothing; the retry decisions honour the wait or give up, never waiting past a cap.
 #![no_main]
 
-use autumn_track::retry::{decide, parse_http_date, parse_retry_after, Next, Outcome, Policy};
+use autumn_track::queue::{retry_at, Policy as QueuePolicy, MAX_WAIT_MS};
+use autumn_track::retry::{in_call_delay, retry_after_ms, Policy};
 use autumn_track::value::MAX_SAFE_INTEGER;
-use autumn_track_fuzz::{imf_fixdate, num};
+use autumn_track_fuzz::num;
 use libfuzzer_sys::fuzz_target;
 
-/// `now` when the input does not give one: Thu, 15 Jan 2027 08:00:00 GMT.
+/// `now` when the input does not give one: Fri, 15 Jan 2027 08:00:00 GMT.
 const NOW: f64 = 1_800_000_000_000.0;
 
+/// The first line as `now [date]`, if it is one.
+fn clock_line(line: &str) -> Option<(f64, Option<f64>)> {
+    let mut it = line.split_ascii_whitespace();
+    let now = num(it.next()?)?;
+    let date = match it.next() {
+        None | Some("-") => None,
+        Some(d) => Some(num(d)?),
+    };
+    it.next().is_none().then_some((now, date))
+}
+
 fuzz_target!(|data: &[u8]| {
-    // Input: an optional first line with `now` (Unix ms, any f64 syntax), then the header value.
     let text = String::from_utf8_lossy(data);
-    let (now, header) = match text.split_once('\n') {
-        Some((first, rest)) => match num(first) {
-            Some(n) => (n, rest),
-            None => (NOW, &*text),
+    let (now, date, header) = match text.split_once('\n') {
+        Some((first, rest)) => match clock_line(first) {
+            Some((now, date)) => (now, date, rest),
+            None => (NOW, None, &*text),
         },
-        None => (NOW, &*text),
+        None => (NOW, None, &*text),
     };
 
-    // The other direction: any whole second from 1970 to 9999, formatted, reads back exactly.
-    if now.is_finite() && (0.0..=253_402_300_799_000.0).contains(&now) {
-        let whole = (now / 1000.0).floor() * 1000.0;
-        let s = imf_fixdate(whole as i64).expect("in range");
-        assert_eq!(parse_http_date(&s), Some(whole), "{s}");
+    let got = retry_after_ms(header, date, now);
+    if let Some(w) = got {
+        assert!(w as f64 <= MAX_SAFE_INTEGER, "{w} past 2^53 - 1");
     }
+    assert_eq!(
+        retry_after_ms(&format!(" \t{header}\t "), date, now),
+        got,
+        "surrounding whitespace"
+    );
 
-    let got = parse_retry_after(header, now);
     let t = header.trim();
-
-    if !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
-        assert_eq!(got, reference_seconds(t), "delay-seconds {t:?}");
+    if t.is_empty() {
+        assert_eq!(got, None, "an empty header");
+    } else if t.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        let want = reference_seconds(t);
+        assert_eq!(got, want, "delay-seconds {t:?}");
+        // Seconds are seconds: neither the edge's date reading nor the clock changes them.
+        assert_eq!(retry_after_ms(t, None, 0.0), want);
+        assert_eq!(retry_after_ms(t, Some(now + 5e3), f64::NAN), want);
     } else {
-        let date = parse_http_date(t);
-        if let Some(ms) = date {
-            // Years 0000 to 9999, whole seconds.
-            assert!(
-                (-62_167_219_200_000.0..=253_402_300_800_000.0).contains(&ms),
-                "{t:?} → {ms}"
-            );
-            assert_eq!(ms % 1000.0, 0.0);
-            let norm = without_weekday(t);
-            if norm.contains(":60 ") {
-                // A leap second: one second after :59.
-                let before = format!("Xxx, {}", norm.replace(":60 ", ":59 "));
-                assert_eq!(
-                    parse_http_date(&before).map(|b| b + 1000.0),
-                    Some(ms),
-                    "{t:?}"
-                );
-            } else {
-                let back = imf_fixdate(ms as i64).expect("a formattable date");
-                assert_eq!(
-                    without_weekday(&back),
-                    norm,
-                    "accepted {t:?}, which is not the IMF-fixdate of the instant it names"
-                );
-                assert_eq!(parse_http_date(&back), Some(ms), "round trip of {back}");
+        match date.filter(|d| d.is_finite()) {
+            None => assert_eq!(got, None, "{t:?}: neither seconds nor a date"),
+            Some(d) => {
+                let w = got.expect("a finite date is a wait");
+                // The text is the edge's business: only its reading counts.
+                assert_eq!(retry_after_ms("x", date, now), got);
+                if now.is_finite() {
+                    let ahead = d - now;
+                    if ahead <= 0.0 {
+                        assert_eq!(w, 0, "a date in the past: retry now");
+                    } else if ahead >= MAX_SAFE_INTEGER {
+                        assert_eq!(w as f64, MAX_SAFE_INTEGER);
+                    } else {
+                        assert!(
+                            w as f64 <= ahead && ahead - (w as f64) < 1.0,
+                            "{w} ms for a date {ahead} ms ahead"
+                        );
+                    }
+                    for later in [1.0, 999.5, 86_400_000.0, 1e300] {
+                        if (now + later).is_finite() {
+                            let w2 = retry_after_ms(t, date, now + later);
+                            assert!(w2.is_some_and(|w2| w2 <= w), "{w2:?} at now + {later}");
+                        }
+                        if (d + later).is_finite() {
+                            let w3 = retry_after_ms(t, Some(d + later), now);
+                            assert!(w3.is_some_and(|w3| w3 >= w), "{w3:?} for date + {later}");
+                        }
+                    }
+                }
             }
-            assert_eq!(got, Some((ms - now).max(0.0) as u64), "{t:?} at {now}");
-        } else {
-            assert_eq!(got, None, "{t:?} is neither seconds nor a date");
         }
     }
 
-    // The decision on a 429/503 carrying it.
+    // A `track()` call's next step on a 429/503 carrying it.
     let p = Policy::default();
-    for status in [429u16, 503] {
-        let o = Outcome::Status {
-            status,
-            retry_after: Some(header),
-        };
-        match decide(o, 0, &p, now, 0.999) {
-            Next::RetryIn(ms) => match got {
-                Some(wait) => {
-                    assert!(wait <= p.max_retry_after_ms);
-                    assert!(ms >= wait && ms <= wait + 250, "{ms} for a wait of {wait}");
-                }
-                None => assert!(ms <= p.base_ms),
-            },
-            Next::GiveUp => assert!(got.is_some_and(|w| w > p.max_retry_after_ms)),
-            other => panic!("{status} decided {other:?}"),
+    for rand in [0.0, 0.999, 1.0] {
+        match (in_call_delay(0, got, &p, rand), got) {
+            (Some(ms), Some(w)) => {
+                assert!(w <= p.max_retry_after_ms, "waits {w} > {}", p.max_retry_after_ms);
+                assert!(ms >= w && ms <= w + 250, "{ms} for a wait of {w}");
+            }
+            (None, Some(w)) => assert!(w > p.max_retry_after_ms, "gave up on a wait of {w}"),
+            (Some(ms), None) => assert!(ms <= p.base_ms, "first backoff {ms}"),
+            (None, None) => panic!("gave up on the first attempt without a wait"),
         }
+    }
+    // A queued record's: the wait, up to an hour, and the backoff's cap otherwise.
+    if now.is_finite() && now.abs() < 8.64e15 {
+        let q = QueuePolicy::default();
+        let at = retry_at(1, now, 0.5, got, &q);
+        let honoured = got.map_or(0.0, |w| (w as f64).min(MAX_WAIT_MS));
+        assert!(at >= now + honoured, "{at} does not honour {got:?}");
+        assert!(at <= now + honoured.max(q.cap_ms as f64), "{at} for {got:?}");
     }
 });
 
@@ -109,12 +135,4 @@ fn reference_seconds(t: &str) -> Option<u64> {
         scale /= 10;
     }
     Some(ms.min(cap) as u64)
-}
-
-/// The date without its weekday (which is not checked), tokens joined by one space.
-fn without_weekday(s: &str) -> String {
-    s.split_ascii_whitespace()
-        .skip(1)
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the fuzz targets: JSON text → the core's [`Value`] (with a few sentinels
 //! for what only JavaScript can pass), a comparison of a written body against the value it came
-//! from, and a small source of numbers biased towards the edges.
+//! from, readers of the `key=value` header lines the text seed formats use, and a validation
+//! [`Host`](autumn_track::event::Host) with a fixed clock.
 
 use autumn_track::value::{Bad, Value};
 
@@ -111,45 +112,60 @@ pub fn get_num(pairs: &[(&str, &str)], key: &str) -> Option<f64> {
         .and_then(|(_, v)| num(v))
 }
 
-/// Formats Unix milliseconds as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), for
-/// round-trip checks of the native HTTP-date parser. Whole seconds only; years 0–9999.
-pub fn imf_fixdate(ms: i64) -> Option<String> {
-    if ms.rem_euclid(1000) != 0 {
-        return None;
-    }
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
-        return None;
-    }
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    Some(format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        WD[days.rem_euclid(7) as usize],
-        d,
-        MON[(m - 1) as usize],
-        y,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    ))
+/// The value of `key` in `pairs`, as text.
+pub fn get<'a>(pairs: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
-/// Howard Hinnant's `civil_from_days`.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// A flag in `pairs`: `1`, `true` or `yes`.
+pub fn get_bool(pairs: &[(&str, &str)], key: &str) -> bool {
+    matches!(get(pairs, key), Some("1" | "true" | "yes"))
+}
+
+/// Rust's shortest round-trip float formatting in JavaScript's notation (what `String(n)` gives:
+/// plain between 1e-7 and 1e21, exponent form outside), the native stand-in for the edge's
+/// formatter (the core's own copy is test-only).
+pub fn rust_num(n: f64, out: &mut String) {
+    use core::fmt::Write;
+    let _ = if (1e-7..1e21).contains(&n.abs()) {
+        write!(out, "{n}")
+    } else {
+        write!(out, "{n:e}")
+    };
+}
+
+/// A validation host: a fixed clock, [`rust_num`], and UUID v7 keys from a counter, counting how
+/// often a key was asked for.
+pub struct FuzzHost {
+    /// What `now_ms` answers.
+    pub now: f64,
+    /// `new_key` calls so far.
+    pub keys: u32,
+}
+
+impl FuzzHost {
+    /// A host whose clock reads `now`.
+    pub fn new(now: f64) -> FuzzHost {
+        FuzzHost { now, keys: 0 }
+    }
+
+    /// The key the `n`-th call (1-based) of `new_key` returns.
+    pub fn key(&self, n: u32) -> String {
+        let mut r = [0u8; 10];
+        r[..4].copy_from_slice(&n.to_le_bytes());
+        autumn_track::key::uuid_v7(self.now.max(0.0) as u64, r)
+    }
+}
+
+impl autumn_track::event::Host for FuzzHost {
+    fn now_ms(&self) -> f64 {
+        self.now
+    }
+    fn format_num(&self, n: f64, out: &mut String) {
+        rust_num(n, out);
+    }
+    fn new_key(&mut self) -> String {
+        self.keys += 1;
+        self.key(self.keys)
+    }
 }

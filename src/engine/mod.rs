@@ -1,0 +1,616 @@
+//! The delivery engine, sans-IO: every decision that makes an event recorded exactly once, with
+//! no I/O, no clock reading and no randomness of its own.
+//!
+//! The engine takes [`Input`]s — a `track()` call, a store result, an answer, the timer, the
+//! network coming back, a page hiding — and returns [`Command`]s — write, delete, send, wake me
+//! at, tell the caller, emit a notice. A driver carries the commands out and feeds the results
+//! back: `js/tracker.js` in browsers, Node and Workers; the deterministic simulation in
+//! `tests/simulation.rs` natively. The engine is the same code in both, so `cargo test` tests
+//! what ships (the shape of quinn-proto and rustls).
+//!
+//! Data path: [`Engine::handle`]`(Input::Track)` → the record is written to the store (durable
+//! before the first send; [`track`]) → sent → the answer is classified
+//! ([`answer::classify`](crate::answer::classify)) → the record is deleted, kept for a replay,
+//! or set aside as a dead letter → the caller is told. Replays are the drain ([`drain`]), one per
+//! engine, structurally.
+
+mod admin;
+mod drain;
+pub mod report;
+pub mod slots;
+mod track;
+mod types;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+pub use types::*;
+
+use slots::{IdMap, KeySet};
+
+use crate::answer::Reply;
+use crate::options::{Options, QueueMode};
+use crate::queue::{Clock, DeadLetter, Record, Sent};
+
+/// Share of a browser's 64 KiB `keepalive` budget the tracker uses.
+pub const KEEPALIVE_BUDGET: usize = 48 * 1024;
+
+/// Least time between two `batch_track` requests (Autumn: 10 per second per organisation).
+pub const BATCH_SPACING_MS: f64 = 110.0;
+
+/// Longest time a `track()` call spends on its own attempts while a queue can take over: the
+/// whole call, attempts and their timeouts included, fits in it (with IndexedDB or memory the
+/// record's lease of 60 s outlasts it).
+pub const INLINE_BUDGET_MS: f64 = 30_000.0;
+
+/// The same with a Cloudflare Queue: attempts plus the hand-over (at most
+/// [`HANDOVER_TIMEOUT_MS`]) fit well inside a Worker's 30 s `waitUntil`.
+pub const HANDOVER_BUDGET_MS: f64 = 15_000.0;
+
+/// Longest a hand-over to a Cloudflare Queue may take before it counts as failed (the driver
+/// enforces it).
+pub const HANDOVER_TIMEOUT_MS: f64 = 10_000.0;
+
+/// Cloudflare Queues: messages per `sendBatch`.
+pub const HANDOVER_BATCH: usize = 100;
+
+/// Most passes one drain makes over the store while events keep arriving.
+const MAX_PASSES: u32 = 8;
+
+/// How many recently unanswered keys a tracker remembers (see
+/// [`Engine::recent`]).
+const RECENT_MAX: usize = 4096;
+
+/// The engine of one tracker.
+pub struct Engine {
+    opts: Options,
+    env: Env,
+    now: f64,
+    rng: u64,
+    out: alloc::collections::VecDeque<Command>,
+    next_id: Id,
+    // ---- the store
+    store: StorePhase,
+    /// Keys whose record lives in the spill store (memory), because the main store refused a
+    /// write (a full quota, say). The main store keeps serving what it holds.
+    spilled: KeySet,
+    spill_used: bool,
+    fallback_reported: bool,
+    /// Settled keys whose delete has not gone through (yet): never sent again; deleted again
+    /// by the next drain if the delete failed.
+    undeleted: KeySet,
+    /// The keys of each delete in flight.
+    deleting: IdMap<Vec<String>>,
+    seq: f64,
+    // ---- time
+    clock: Clock,
+    wake_sent: Option<f64>,
+    hold_until: f64,
+    last_batch_at: f64,
+    offline: bool,
+    exiting: bool,
+    keepalive_bytes: usize,
+    closed: bool,
+    // ---- work in progress
+    calls: IdMap<track::Call>,
+    /// What each store operation, request and hand-over in flight is for.
+    waiting: IdMap<Waiter>,
+    /// When each request in flight left.
+    sent_times: IdMap<f64>,
+    drain: drain::Drain,
+    admin: IdMap<admin::Job>,
+    /// Customers the app's route would not bill now (`customer_mismatch`), until when.
+    held_customers: Vec<(String, f64)>,
+    /// Without a queue: keys whose latest attempt got no answer, with its send time, so that a
+    /// resend with the same key within the confirmation window does not take a 409 as proof.
+    recent: Vec<(String, Sent)>,
+    totals: Totals,
+    /// The monotonic clock's last reading.
+    mono: f64,
+    mono_seen: bool,
+    /// The store operation whose result is being handled.
+    last_op: Id,
+    /// Emitted notices need listeners; the driver says when there are none.
+    pub quiet: bool,
+}
+
+/// What an operation in flight is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiter {
+    Call(Id),
+    Drain,
+    Admin(Id),
+    /// No one waits (a cleanup delete): a failure only marks the keys undeleted.
+    Cleanup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StorePhase {
+    /// No queue at all (`queue: "off"`).
+    Off,
+    Opening,
+    Open {
+        durable: bool,
+    },
+    Closed,
+}
+
+/// Monotonic counts of what drains did, for `flush()` reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Delivered (2xx).
+    pub delivered: u32,
+    /// Already recorded (409, proven).
+    pub duplicates: u32,
+    /// Set aside as dead letters.
+    pub failed: u32,
+    /// Handed to a Cloudflare Queue.
+    pub handed_over: u32,
+}
+
+impl Engine {
+    /// A new engine for validated `opts`. With a queue it asks for the store at once.
+    pub fn new(opts: Options, env: Env, now: f64) -> Engine {
+        let off = opts.queue == QueueMode::Off;
+        let mut e = Engine {
+            rng: env.seed | 1,
+            opts,
+            env,
+            now,
+            out: alloc::collections::VecDeque::new(),
+            next_id: 1,
+            store: if off {
+                StorePhase::Off
+            } else {
+                StorePhase::Opening
+            },
+            spilled: KeySet::default(),
+            spill_used: false,
+            fallback_reported: false,
+            undeleted: KeySet::default(),
+            deleting: IdMap::default(),
+            seq: 0.0,
+            clock: Clock::default(),
+            wake_sent: None,
+            hold_until: 0.0,
+            last_batch_at: f64::NEG_INFINITY,
+            offline: false,
+            exiting: false,
+            keepalive_bytes: 0,
+            closed: false,
+            calls: IdMap::default(),
+            waiting: IdMap::default(),
+            sent_times: IdMap::default(),
+            drain: drain::Drain::default(),
+            admin: IdMap::default(),
+            held_customers: Vec::new(),
+            recent: Vec::new(),
+            totals: Totals::default(),
+            mono: f64::NEG_INFINITY,
+            mono_seen: false,
+            last_op: 0,
+            quiet: false,
+        };
+        if !off {
+            e.out.push_back(Command::Open);
+        }
+        e
+    }
+
+    /// The options the engine runs with.
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// What validation bounds timestamps by: the later of the local clock and the server's as
+    /// far as the engine knows (a stale `Date` can only make the estimate lag, never lead).
+    pub fn server_now(&self, now: f64) -> f64 {
+        now.max(self.clock.server_now(now))
+    }
+
+    /// What the drains did so far.
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    /// The next command to carry out, if any.
+    pub fn poll(&mut self) -> Option<Command> {
+        self.out.pop_front()
+    }
+
+    /// Feeds one input at local time `now` (`Date.now()`).
+    pub fn handle(&mut self, input: Input, now: f64) {
+        let mono = if self.mono_seen { self.mono } else { now };
+        self.handle_at(input, now, mono);
+    }
+
+    /// [`Engine::handle`] with a monotonic clock too (`performance.now()` plus its origin): it
+    /// tells how long a write took even when the wall clock was set back meanwhile.
+    pub fn handle_at(&mut self, input: Input, now: f64, mono: f64) {
+        // The wall clock as it is (tabs share it): set back, it goes back here too, and every
+        // stored time is judged against what the other tabs see.
+        if now.is_finite() {
+            self.now = now;
+        }
+        if mono.is_finite() && mono >= self.mono {
+            self.mono = mono;
+            self.mono_seen = true;
+        }
+        match input {
+            Input::Track {
+                call,
+                event,
+                offline,
+            } => {
+                self.offline = offline;
+                track::start(self, call, event);
+            }
+            Input::Flush { call } => drain::flush(self, call),
+            Input::Pending { call } => admin::pending(self, call),
+            Input::DeadLetters { call } => admin::dead_letters(self, call),
+            Input::Discard { call, keys } => admin::discard(self, call, keys),
+            Input::RetryDead { call, keys } => admin::retry_dead(self, call, keys),
+            Input::Opened {
+                durable,
+                fallback,
+                max_seq,
+            } => {
+                if max_seq.is_finite() {
+                    self.seq = self.seq.max(max_seq);
+                }
+                self.opened(durable, fallback)
+            }
+            Input::Stored { id, result } => self.stored(id, result),
+            Input::Replied { id, reply } => self.replied(id, reply),
+            Input::HandedOver { id, result } => self.handed_over(id, result),
+            Input::Locked { granted } => drain::locked(self, granted),
+            Input::Timer => self.timer(),
+            Input::Online => {
+                self.offline = false;
+                drain::start(self, true);
+            }
+            Input::Offline => self.offline = true,
+            Input::Hidden => drain::start(self, true),
+            Input::PageHide => {
+                self.exiting = true;
+                drain::start(self, true);
+            }
+            Input::Remote => self.schedule(self.now + 200.0),
+            Input::Close => self.close(),
+        }
+        self.rearm();
+    }
+
+    // ---- plumbing ------------------------------------------------------------------------
+
+    fn id(&mut self) -> Id {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
+    /// A uniform number in `[0, 1)` (splitmix64, seeded by the driver).
+    fn rand01(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn store_op(&mut self, target: Target, cmd: StoreCmd, w: Waiter) -> Id {
+        let id = self.id();
+        self.waiting.insert(id, w);
+        self.out.push_back(Command::Store { id, target, cmd });
+        id
+    }
+
+    fn durable(&self) -> bool {
+        matches!(self.store, StorePhase::Open { durable: true })
+    }
+
+    fn is_open(&self) -> bool {
+        matches!(self.store, StorePhase::Open { .. })
+    }
+
+    /// Where a queued event is now (for results and notices).
+    fn storage_of(&self, key: &str) -> Storage {
+        if self.spilled.contains(key) {
+            Storage::Memory
+        } else if self.durable() {
+            Storage::Durable
+        } else {
+            Storage::Memory
+        }
+    }
+
+    fn target_of(&self, key: &str) -> Target {
+        if self.spilled.contains(key) {
+            Target::Spill
+        } else {
+            Target::Main
+        }
+    }
+
+    /// Issues `cmd` per store for `keys`' records, split by where each lives.
+    fn split_by_target<T: Clone>(&self, items: &[T], key: impl Fn(&T) -> &str) -> (Vec<T>, Vec<T>) {
+        items
+            .iter()
+            .cloned()
+            .partition(|it| self.target_of(key(it)) == Target::Main)
+    }
+
+    fn emit(&mut self, n: Notice) {
+        if !self.quiet {
+            self.out.push_back(Command::Emit(n));
+        }
+    }
+
+    fn resolve(&mut self, call: Id, result: Result<Outcome, crate::error::TrackError>) {
+        self.out.push_back(Command::Resolve { call, result });
+    }
+
+    /// Makes sure a drain runs at `at` (local ms) or earlier.
+    fn schedule(&mut self, at: f64) {
+        if self.closed || self.store == StorePhase::Off {
+            return;
+        }
+        let at = at.max(self.now);
+        self.drain.due_at = Some(self.drain.due_at.map_or(at, |d| d.min(at)));
+    }
+
+    /// Tells the driver when to wake the engine next, if that changed.
+    fn rearm(&mut self) {
+        let mut next: Option<f64> = None;
+        let mut take = |t: f64| next = Some(next.map_or(t, |n: f64| n.min(t)));
+        if !self.closed {
+            if let Some(d) = self.drain.due_at {
+                take(d);
+            }
+        }
+        if let Some(t) = self.drain.waiting_until() {
+            take(t);
+        }
+        for c in self.calls.values() {
+            if let Some(t) = c.sleeping_until() {
+                take(t);
+            }
+        }
+        if next != self.wake_sent {
+            self.wake_sent = next;
+            self.out.push_back(Command::Wake(next));
+        }
+    }
+
+    fn timer(&mut self) {
+        // The driver passes a time no earlier than the wake-up it was asked for (in Workers,
+        // `Date.now()` stands still within a request), so due work is due.
+        self.wake_sent = None;
+        let now = self.now;
+        let due: Vec<Id> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.sleeping_until().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            track::wake(self, id);
+        }
+        drain::timer(self);
+        if self.drain.due_at.is_some_and(|d| d <= now) {
+            self.drain.due_at = None;
+            drain::start(self, false);
+        }
+    }
+
+    fn opened(&mut self, durable: bool, fallback: Option<String>) {
+        if self.store != StorePhase::Opening {
+            return;
+        }
+        if self.closed {
+            // close() came first: release what the driver just opened (a database left open
+            // would block its deletion).
+            self.store = StorePhase::Closed;
+            self.out.push_back(Command::CloseStore);
+            return;
+        }
+        self.store = StorePhase::Open { durable };
+        if let Some(why) = fallback {
+            self.report_fallback(&why);
+        }
+        let waiting: Vec<Id> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.waits_for_store())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            track::store_ready(self, id);
+        }
+        // Leftovers of an earlier page or process: try them all now.
+        drain::store_ready(self);
+        admin::store_ready(self);
+        drain::start(self, true);
+    }
+
+    fn report_fallback(&mut self, why: &str) {
+        if core::mem::replace(&mut self.fallback_reported, true) {
+            return;
+        }
+        let mut m = String::from("events are queued in memory only: ");
+        m.push_str(why);
+        self.emit(Notice {
+            message: Some(m),
+            ..Notice::new("storage_fallback")
+        });
+    }
+
+    fn stored(&mut self, id: Id, result: Result<Stored, String>) {
+        self.last_op = id;
+        if let Some(keys) = self.deleting.remove(&id) {
+            if result.is_ok() {
+                for k in &keys {
+                    self.undeleted.remove(k);
+                }
+            }
+        }
+        match self.waiting.remove(&id) {
+            Some(Waiter::Call(c)) => track::stored(self, c, result),
+            Some(Waiter::Drain) => drain::stored(self, id, result),
+            Some(Waiter::Admin(a)) => admin::stored(self, a, result),
+            Some(Waiter::Cleanup) | None => {}
+        }
+    }
+
+    fn replied(&mut self, id: Id, reply: Reply) {
+        let sent = self.sent_times.remove(&id);
+        if let (Reply::Answer(a), Some(sent)) = (&reply, sent) {
+            if let Some(d) = a.date {
+                self.clock.observe_round_trip(d, sent, self.now);
+            }
+        }
+        match self.waiting.remove(&id) {
+            Some(Waiter::Call(c)) => track::replied(self, c, id, reply),
+            Some(Waiter::Drain) => drain::replied(self, id, reply),
+            _ => {}
+        }
+    }
+
+    fn handed_over(&mut self, id: Id, result: Result<(), String>) {
+        match self.waiting.remove(&id) {
+            Some(Waiter::Call(c)) => track::handed_over(self, c, result),
+            Some(Waiter::Drain) => drain::handed_over(self, result),
+            _ => {}
+        }
+    }
+
+    /// Deletes settled records (delivered, already recorded, refused to the caller). A delete
+    /// that fails leaves the key marked: it is never sent again, and deleted again later.
+    fn forget(&mut self, keys: Vec<String>, w: Waiter) -> Option<Id> {
+        if keys.is_empty() || !self.is_open() {
+            return None;
+        }
+        let (main, spill) = self.split_by_target(&keys, |k| k.as_str());
+        let mut last = None;
+        if !spill.is_empty() {
+            for k in &spill {
+                self.spilled.remove(k);
+            }
+            let waiter = if main.is_empty() { w } else { Waiter::Cleanup };
+            last = Some(self.store_op(Target::Spill, StoreCmd::Delete { keys: spill }, waiter));
+        }
+        if !main.is_empty() {
+            for k in &main {
+                self.undeleted.insert(k.clone());
+            }
+            let id = self.store_op(Target::Main, StoreCmd::Delete { keys: main.clone() }, w);
+            self.deleting.insert(id, main);
+            last = Some(id);
+        }
+        last
+    }
+
+    /// Writes records back after an attempt (only where they still are), per store.
+    fn write_back(&mut self, recs: Vec<Record>, w: Waiter) -> Id {
+        let (main, spill) = self.split_by_target(&recs, |r| r.key.as_str());
+        if !spill.is_empty() {
+            let id = self.store_op(Target::Spill, StoreCmd::Update { recs: spill }, w);
+            if main.is_empty() {
+                return id;
+            }
+            // Both: the caller waits for the main store's answer; the spill's is quick.
+            self.waiting.insert(id, Waiter::Cleanup);
+        }
+        self.store_op(Target::Main, StoreCmd::Update { recs: main }, w)
+    }
+
+    /// Moves records to the dead letters, per store.
+    fn bury(&mut self, letters: Vec<DeadLetter>, w: Waiter) -> Id {
+        let (main, spill) = self.split_by_target(&letters, |d| d.record.key.as_str());
+        for d in &spill {
+            self.spilled.remove(&d.record.key);
+        }
+        if !spill.is_empty() {
+            let id = self.store_op(Target::Spill, StoreCmd::MoveToDead { letters: spill }, w);
+            if main.is_empty() {
+                return id;
+            }
+            self.waiting.insert(id, Waiter::Cleanup);
+        }
+        self.store_op(Target::Main, StoreCmd::MoveToDead { letters: main }, w)
+    }
+
+    /// Is `key` being sent by this engine (a `track()` call or the drain's pass), or settled
+    /// but not yet deleted? Then no drain may send it, and no bound may set it aside.
+    fn busy(&self, key: &str) -> bool {
+        self.undeleted.contains(key)
+            || self.drain.has(key)
+            || self
+                .calls
+                .values()
+                .any(|c| c.key() == key && c.holds_record())
+    }
+
+    fn busy_keys(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.undeleted.iter().cloned().collect();
+        v.extend(self.drain.keys());
+        v.extend(
+            self.calls
+                .values()
+                .filter(|c| c.holds_record())
+                .map(|c| String::from(c.key())),
+        );
+        v
+    }
+
+    /// Remembers an unanswered attempt of `key` (a `track()` call's, or one of the drain's), for
+    /// as long as it may still be running: its stored copy may not show it (read before it was
+    /// marked, moved to the dead letters meanwhile, or in the other store).
+    fn remember_unanswered(&mut self, key: &str, sent_at: Sent) {
+        self.remember_all(&[key], sent_at);
+    }
+
+    /// [`Engine::remember_unanswered`] for several keys sent together (at most [`RECENT_MAX`]
+    /// kept, the oldest going first).
+    fn remember_all(&mut self, keys: &[&str], sent_at: Sent) {
+        let (now, w, clock) = (
+            self.now,
+            self.opts.queue_policy.confirm_after_ms,
+            self.clock,
+        );
+        self.recent
+            .retain(|(k, t)| clock.ended_by(t, now, w) > now && !keys.contains(&k.as_str()));
+        self.recent
+            .extend(keys.iter().map(|k| (String::from(*k), sent_at)));
+        let over = self.recent.len().saturating_sub(RECENT_MAX);
+        self.recent.drain(..over);
+    }
+
+    /// The latest unanswered attempt of `key` this tracker remembers, if still in the window.
+    fn recent(&self, key: &str) -> Option<Sent> {
+        let (now, w) = (self.now, self.opts.queue_policy.confirm_after_ms);
+        self.recent
+            .iter()
+            .rev()
+            .find(|(k, t)| k == key && self.clock.ended_by(t, now, w) > now)
+            .map(|(_, t)| *t)
+    }
+
+    fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.drain.due_at = None;
+        match self.store {
+            StorePhase::Open { .. } => {
+                self.out.push_back(Command::CloseStore);
+                self.store = StorePhase::Closed;
+            }
+            // Still opening: closed when the driver reports it open (see `opened`).
+            StorePhase::Opening | StorePhase::Off | StorePhase::Closed => {}
+        }
+        drain::close(self);
+    }
+}

@@ -80,7 +80,7 @@ try {
   }
 
   await measure("size", "(1) shipped size: ours vs autumn-js, posthog-js, segment, workbox (esbuild --minify)", async () => {
-    const out = { ours: oursSize(snap.dir), baselines: {} };
+    const out = { ours: await oursSize(snap.dir), baselines: {} };
     for (const b of BASELINES) out.baselines[b.id] = { what: b.what, ...(await baselineSize(b)) };
     return out;
   });

@@ -1,9 +1,8 @@
 // Browsers and bundlers (Vite, webpack, esbuild): fetch and compile the .wasm next to this file.
-import init from "../pkg/autumn_track.js";
-import { setup } from "./recover.js";
+import init, * as g from "../pkg/autumn_track.js";
+import { wire } from "./wire.js";
 
 await init({ module_or_path: new URL("../pkg/autumn_track_bg.wasm", import.meta.url) });
-setup();
 
-export { AutumnTracker } from "./recover.js";
+export const AutumnTracker = wire(g);
 export { TrackError, isTrackError } from "./error.js";

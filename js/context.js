@@ -9,14 +9,19 @@
 // tracker's `onEvent` (`queued`) and stays in memory for the isolate's next requests.
 // With `queue: { cloudflareQueue }` (js/cfqueue.js), such an event is handed to the Cloudflare
 // Queue inside this same `waitUntil` instead, and survives the isolate.
-import { AutumnTracker } from "../pkg/autumn_track.js";
 
 const settle = (p) => p.then(
   () => undefined,
   () => undefined,
 );
 
-AutumnTracker.prototype.withContext = function withContext(ctx) {
+/** Adds `tracker.withContext(ctx)` to the tracker class (Node and Workers entries). */
+export function addWithContext(AutumnTracker) {
+  AutumnTracker.prototype.withContext = withContext;
+  return AutumnTracker;
+}
+
+function withContext(ctx) {
   if (!ctx || typeof ctx.waitUntil !== "function") {
     throw new TypeError("withContext(ctx) needs the fetch handler's context (with waitUntil)");
   }
@@ -36,4 +41,4 @@ AutumnTracker.prototype.withContext = function withContext(ctx) {
     },
     tracker,
   };
-};
+}

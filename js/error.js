@@ -13,3 +13,8 @@ export class TrackError extends Error {
 export function isTrackError(e) {
   return e instanceof TrackError || (e instanceof Error && e.name === "TrackError" && typeof e.code === "string");
 }
+
+/** The class, for the Rust browser suites (which bind this module as it is). */
+export function errorClass() {
+  return TrackError;
+}

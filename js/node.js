@@ -1,14 +1,13 @@
 // Node >= 20 (ESM): read the .wasm next to this file and instantiate it synchronously.
 import { readFileSync } from "node:fs";
-import { initSync } from "../pkg/autumn_track.js";
-import { setup } from "./recover.js"; // panic recovery; registers TrackError
-import "./context.js"; // adds tracker.withContext(ctx)
+import * as g from "../pkg/server/autumn_track.js";
+import { wire } from "./wire.js";
+import { addWithContext } from "./context.js";
 
-initSync({ module: readFileSync(new URL("../pkg/autumn_track_bg.wasm", import.meta.url)) });
-setup();
+g.initSync({ module: readFileSync(new URL("../pkg/server/autumn_track_bg.wasm", import.meta.url)) });
 
-// The core tracker, plus `queue: { cloudflareQueue }` (Node and Workers only).
-export { AutumnTracker } from "./cfqueue.js";
+/** The tracker; with `queue: { cloudflareQueue }` too (Node and Workers). */
+export const AutumnTracker = addWithContext(wire(g));
 export { TrackError, isTrackError } from "./error.js";
 // The route that forwards browser trackers' events to Autumn (Node and Workers only).
 export { handleTrackRequest } from "./proxy.js";

@@ -5,16 +5,19 @@
 // A browser tracker (`new AutumnTracker({ baseUrl: "https://app.example/api/autumn" })`, no
 // key) POSTs Autumn's snake_case track body to `{baseUrl}/v1/balances.track`, and arrays of
 // them to `{baseUrl}/v1/balances.batch_track` when it drains its queue. This route checks
-// the caller (CORS, `identify`, a rate limit, the body size), replaces `customer_id` with the
-// caller's identity, keeps the browser's `idempotency_key`, and forwards each event through
-// the package's own `AutumnTracker` (validation, the key, retries all come from the wasm
-// core). Its answers speak the browser tracker's language: 2xx delivered, 409 already
-// recorded, 503 + Retry-After "keep it queued and resend with the same key", other 4xx
-// refused for good.
+// the caller (CORS, `identify`, a rate limit, the body size), checks that every event is for
+// a customer the caller is (an event tracked for someone else — a queue replayed after another
+// user signed in on the same browser — is refused with 403 `customer_mismatch`, which the
+// browser keeps until that customer is back), keeps the browser's `idempotency_key`, and
+// forwards each event through the package's own `AutumnTracker` (validation, the key, retries
+// and what each answer means all come from the wasm core). Its answers speak the browser
+// tracker's language: 2xx delivered, 409 already recorded, 503 + Retry-After "keep it queued
+// and resend with the same key" (`unconfirmed` when an upstream attempt got no answer and may
+// still be running), 401/403 "keep it", other 4xx refused for good.
 //
 // Only the Node and Workers entries export it: the browser entry (and its size budget) never
 // loads this file.
-import { AutumnTracker } from "../pkg/autumn_track.js";
+import { AutumnTracker, glue } from "./wire.js";
 
 const TRACK_PATH = "/v1/balances.track";
 const BATCH_PATH = "/v1/balances.batch_track";
@@ -27,43 +30,33 @@ const BATCH_CONCURRENCY = 6;
 const ALLOW_HEADERS = ["Content-Type", "Accept", "x-api-version", "Idempotency-Key", "Authorization"];
 const PREFLIGHT_MAX_AGE = "86400";
 const TOO_MANY = "Too many requests, please try again later.";
-// Autumn's answers that say the *proxy's* key or setup is wrong, not the browser's event:
-// passing them on as 4xx would make every browser dead-letter its events; a 502 keeps them
-// queued (and retried with their keys) until the server is fixed.
-const UPSTREAM_AUTH_CODES = new Set(["no_secret_key", "invalid_secret_key", "endpoint_not_public", "insufficient_scopes", "invalid_api_version"]);
 
 // ---- module-level state (one per isolate / process) ---------------------------------------
 
-/** Upstream trackers by their options: one per configuration, reused across requests. */
-const trackers = new Map();
-const MAX_TRACKERS = 16;
 /** A tracker that validates without sending (see `validateAll`). */
 let validator;
 /** Rate limiters by `${limit}/${windowMs}`. */
 const limiters = new Map();
 
+/**
+ * The upstream tracker of one request, closed once the request is answered. Not shared across
+ * requests: a tracker runs every call's sends and its one timer from whichever call last fed
+ * it, and a Worker's runtime cancels a request's pending fetches and timers once that request
+ * is answered — so concurrent requests sharing one tracker stall each other (workerd then
+ * cancels them as hung). Nothing a shared tracker would remember is lost: each browser event
+ * keeps its own key, and the browser itself waits out an `unconfirmed` attempt.
+ */
 function upstreamTracker(o) {
-  const id = JSON.stringify([o.secretKey, o.baseUrl, o.apiVersion, o.timeoutMs, o.maxRetries]);
-  let t = trackers.get(id);
-  if (!t) {
-    t = new AutumnTracker({
-      secretKey: o.secretKey,
-      baseUrl: o.baseUrl,
-      apiVersion: o.apiVersion,
-      timeoutMs: o.timeoutMs,
-      maxRetries: o.maxRetries,
-      // The browser holds the durable queue; this route answers honestly instead of holding
-      // events in a memory that dies with the isolate.
-      queue: "off",
-    });
-    if (trackers.size >= MAX_TRACKERS) {
-      // Forget the oldest configuration (not free(): a request may still be using it; the
-      // garbage collector releases it).
-      trackers.delete(trackers.keys().next().value);
-    }
-    trackers.set(id, t);
-  }
-  return t;
+  return new AutumnTracker({
+    secretKey: o.secretKey,
+    baseUrl: o.baseUrl,
+    apiVersion: o.apiVersion,
+    timeoutMs: o.timeoutMs,
+    maxRetries: o.maxRetries,
+    // The browser holds the durable queue; this route answers honestly instead of holding
+    // events in a memory that dies with the isolate.
+    queue: "off",
+  });
 }
 
 /** A tracker used only for `validate()` (the core's rules, without a send). */
@@ -249,20 +242,26 @@ async function readBody(request, max) {
 
 const isPlainObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
-/** The browser's event with the caller's identity as the customer (anything it claimed is
- *  dropped) and its idempotency key kept (from the `Idempotency-Key` header if the body has
- *  none; without either, the tracker makes one). */
-function withIdentity(body, customerId, headerKey) {
+/** The browser's event, for the caller: its customer must be one the caller is (`ids`); an
+ *  event without one is the caller's own. Its idempotency key is kept (from the
+ *  `Idempotency-Key` header if the body has none; without either, the tracker makes one).
+ *  `null` when the event is for someone else. */
+function forCaller(body, ids, headerKey) {
+  const claimed = body.customer_id ?? body.customerId;
+  if (claimed !== undefined && !ids.includes(claimed)) return null;
   const input = {};
   for (const [k, v] of Object.entries(body)) {
     if (k !== "customer_id" && k !== "customerId") input[k] = v;
   }
-  input.customer_id = customerId;
+  input.customer_id = claimed ?? ids[0];
   if (input.idempotency_key === undefined && input.idempotencyKey === undefined && headerKey) {
     input.idempotency_key = headerKey;
   }
   return input;
 }
+
+const mismatch = (ctx, where = "") =>
+  error(ctx, 403, "customer_mismatch", `${where}this event was tracked for another customer than the one signed in: it is kept by the browser until that customer is signed in again`);
 
 // ---- mapping the tracker's outcomes -----------------------------------------------------------
 
@@ -279,26 +278,32 @@ function failure(e, prefix = "") {
   switch (e.code) {
     case "invalid_input":
       return { status: 400, body: { code: "invalid_inputs", message, field: e.field } };
-    case "unavailable":
-      return { status: 503, body: { code: "upstream_unavailable", message }, retry: true };
+    case "unavailable": {
+      // An upstream attempt got no answer (or a 409 could not prove a recording yet): it may
+      // still be running at Autumn. The browser then waits out the window before a 409 counts.
+      const unconfirmed = e.unanswered === true || Number.isFinite(e.retryAfterMs);
+      const after = Number.isFinite(e.retryAfterMs) ? Math.max(1, Math.ceil(e.retryAfterMs / 1000)) : 1;
+      return { status: 503, body: { code: unconfirmed ? "unconfirmed" : "upstream_unavailable", message }, retry: after };
+    }
     case "invalid_options":
       return { status: 500, body: { code: "proxy_misconfigured", message: `${prefix}the proxy's Autumn options are wrong (${e.field ?? "?"})` }, log: e };
     default:
       break;
   }
   const status = e.status;
-  if (status === 401 || UPSTREAM_AUTH_CODES.has(e.code)) {
+  // What Autumn's answer means comes from the core (one list of Autumn's codes): a refusal of
+  // the route's own key or settings must not make browsers dead-letter their events.
+  const verdict = Number.isInteger(status) ? glue.classify(status, e.code, undefined, false) : "unproven";
+  if (verdict === "unauthorized" || verdict === "redirected") {
     return { status: 502, body: { code: "proxy_misconfigured", message: `${prefix}Autumn refused the proxy's credentials or settings (${e.code})` }, log: e };
   }
-  if (Number.isInteger(status) && status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 429) {
-    return { status, body: { code: e.code, message } };
-  }
+  if (verdict === "refused" || verdict === "future_timestamp") return { status, body: { code: e.code, message } };
   return { status: 502, body: { code: e.code, message } };
 }
 
 function logged(ctx, f) {
   if (f.log) console.error(redact(`autumn-track proxy: ${f.body.message}: ${f.log?.message ?? f.log}`, ctx.secretKey));
-  return respond(ctx, f.status, f.body, f.retry ? { "Retry-After": "1" } : undefined);
+  return respond(ctx, f.status, f.body, f.retry ? { "Retry-After": String(f.retry) } : undefined);
 }
 
 async function trackOne(ctx, tracker, input) {
@@ -411,15 +416,18 @@ async function handle(request, o, ctx) {
   const declared = request.headers.get("Content-Length");
   if (declared !== null && Number(declared) > o.maxBodyBytes) return tooLarge(ctx, o);
 
-  let customerId;
+  let who;
   try {
-    customerId = await o.identify(request);
+    who = await o.identify(request);
   } catch {
-    customerId = null;
+    who = null;
   }
-  if (typeof customerId !== "string" || customerId === "") {
+  // One customer id, or the ids the caller may bill (a user of several organisations).
+  const ids = (Array.isArray(who) ? who : [who]).filter((x) => typeof x === "string" && x !== "");
+  if (ids.length === 0) {
     return error(ctx, 401, "unauthorized", "sign in first: this route tracks usage for the signed-in customer only");
   }
+  const customerId = ids[0];
 
   if (o.rateLimit) {
     const waitMs = limiterFor(o.rateLimit).take(customerId);
@@ -441,12 +449,23 @@ async function handle(request, o, ctx) {
   } catch (e) {
     return logged(ctx, failure(e)); // bad upstream options: 500 proxy_misconfigured
   }
+  try {
+    return await forward(ctx, o, request, kind, body, ids, tracker);
+  } finally {
+    tracker.close();
+  }
+}
+
+/** Checks the parsed body's events for the caller and forwards them through `tracker`. */
+async function forward(ctx, o, request, kind, body, ids, tracker) {
+  const customerId = ids[0];
   const headerKey = request.headers.get("Idempotency-Key");
 
   if (kind === "track") {
     if (!isPlainObject(body)) return error(ctx, 400, "invalid_inputs", "the body must be a JSON object (one track body)");
-    const input = withIdentity(body, customerId, headerKey);
-    const refused = await authorizeAll(o, [input], customerId, request, "");
+    const input = forCaller(body, ids, headerKey);
+    if (input === null) return mismatch(ctx);
+    const refused = await authorizeAll(o, [input], input.customer_id, request, "");
     if (refused) return refused(ctx);
     return trackOne(ctx, tracker, input);
   }
@@ -457,7 +476,9 @@ async function handle(request, o, ctx) {
   const bad = body.findIndex((item) => !isPlainObject(item));
   if (bad >= 0) return error(ctx, 400, "invalid_inputs", `items[${bad}]: must be a JSON object`);
   // Each item keeps its own key; the batch's Idempotency-Key header (if any) is not an item's.
-  const inputs = body.map((item) => withIdentity(item, customerId, null));
+  const inputs = body.map((item) => forCaller(item, ids, null));
+  const foreign = inputs.indexOf(null);
+  if (foreign >= 0) return mismatch(ctx, `items[${foreign}]: `);
   const invalid = await validateAll(inputs);
   if (invalid) return logged(ctx, invalid);
   const refused = await authorizeAll(o, inputs, customerId, request, "items");
@@ -476,7 +497,7 @@ async function authorizeAll(o, inputs, customerId, request, label) {
   for (let i = 0; i < inputs.length; i++) {
     let ok;
     try {
-      ok = (await o.authorize(inputs[i], { customerId, request })) === true;
+      ok = (await o.authorize(inputs[i], { customerId: inputs[i].customer_id ?? customerId, request })) === true;
     } catch {
       ok = false;
     }

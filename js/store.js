@@ -54,55 +54,27 @@ const byKey = (a, b) => {
   const kb = String(b?.key ?? "");
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 };
-// Dead letters → queue as fresh records (reviveDead): `keys` null for all; what cannot be a
-// record stays where it is (the wasm reports it as `corrupt_record`).
-const revivable = (l, keys) =>
-  l && typeof l.record === "object" && l.record?.key === l.key && typeof l.record.body === "string" && (!keys || keys.includes(l.key));
-const revived = (l, { now, minCreated }) => {
-  const r = { ...l.record, attempts: 0, nextAt: now, createdAt: Math.max(l.record.createdAt, minCreated) };
-  delete r.lastError;
-  return r;
-};
-
-// A dead letter as `tracker.deadLetters()` shows it; one that is not readable says so.
-const info = (l) => {
-  const r = l && typeof l.record === "object" && l.record ? l.record : {};
-  const ok = revivable(l, null) && typeof l.code === "string" && typeof l.message === "string";
-  let event = null;
-  try {
-    event = JSON.parse(r.body);
-  } catch {}
-  return {
-    idempotencyKey: String(l?.key ?? ""),
-    customerId: typeof r.customer === "string" ? r.customer : "",
-    code: ok ? l.code : "corrupt_record",
-    message: ok ? l.message : "this stored dead letter is not readable",
-    ...(typeof l?.status === "number" ? { status: l.status } : {}),
-    createdAt: Number(r.createdAt) || 0,
-    failedAt: Number(l?.failedAt) || 0,
-    attempts: Number(r.attempts) || 0,
-    event,
-  };
-};
-
 const numericMax = (values, get) =>
   values.reduce((m, v) => {
     const s = get(v);
     return typeof s === "number" && Number.isFinite(s) && s > m ? s : m;
   }, 0);
 
-// The queue's bound (`limit`): `add` keeps it within `max` records by setting the oldest aside
-// as `queue_full` dead letters, in the same transaction as the write — never one being sent:
-// leased to a track() call (here or in another tab) or `busy(key)` (this tab's replay).
-const setAside = (r, now) => ({ v: r.v, key: r.key, record: r, code: "queue_full", message: "the queue reached maxQueueSize", failedAt: now });
-const evictable = (limit, r, now) => {
-  if (r.attempts === 0 && r.nextAt > now) return false;
-  try {
-    return !limit.busy(r.key);
-  } catch {
-    return false; // the tracker is gone
-  }
+// The queue's bound (`add` with a `limit` from the engine): past `max` records, the oldest are
+// set aside as `queue_full` dead letters in the same transaction — never one the engine is
+// sending (`busy`), nor one leased to a track() call of any tab (never attempted, its lease
+// ahead but not absurdly: a clock set back does not make a lease eternal).
+const LEASE_MS = 60_000;
+const CLOCK_SLACK_MS = 600_000;
+// A record stored again under the key of a dead letter whose last attempt got no answer takes
+// that attempt's send stamp: it may still be running, so the record goes alone and waits.
+const inherit = (r, d) => {
+  r.sentAt = d.sentAt;
+  if (d.sentSrv !== undefined) r.sentSrv = d.sentSrv;
 };
+const setAside = (r, now) => ({ v: r.v, key: r.key, record: r, code: "queue_full", message: "the queue reached maxQueueSize", failedAt: now });
+const leased = (r, now) => r.attempts === 0 && r.nextAt > now && r.nextAt <= now + LEASE_MS + CLOCK_SLACK_MS;
+const evictable = (limit, r) => !leased(r, limit.now) && !limit.busy.includes(r.key);
 
 // ---- memory -----------------------------------------------------------------------------
 
@@ -128,47 +100,51 @@ class MemoryStore {
     if (this.closed) throw new Error("the store is closed");
     const { q, d } = this.m;
     switch (op) {
-      case "limit":
-        this.limit = arg;
-        return;
-      case "put":
       case "add": {
-        for (const r of arg) q.set(r.key, r);
-        const out = [];
-        const l = op == "add" && this.limit;
-        const now = Date.now();
+        const out = { evicted: [], existing: [], deadSent: [] };
+        for (const r of arg.records) {
+          const l = d.get(r.key);
+          if (l && l.record) out.deadSent.push({ key: r.key, record: l.record });
+          if (l?.record?.sentAt !== undefined && r.sentAt === undefined) inherit(r, l.record);
+          if (q.has(r.key)) out.existing.push(r.key);
+          else q.set(r.key, r);
+        }
+        const l = arg.limit;
         if (l && q.size > l.max)
           for (const r of [...q.values()].sort(byQueueOrder))
-            if (q.size > l.max && evictable(l, r, now)) {
+            if (q.size > l.max && evictable(l, r)) {
               q.delete(r.key);
-              d.set(r.key, setAside(r, now));
-              out.push(r.key);
+              d.set(r.key, setAside(r, l.now));
+              out.evicted.push(r.key);
             }
         return out;
       }
-      case "update":
-        for (const r of arg) if (q.has(r.key)) q.set(r.key, r);
-        return;
+      case "update": {
+        // Only what is still there (see IdbStore); answers the keys that were gone.
+        const missing = [];
+        for (const r of arg) q.has(r.key) ? q.set(r.key, r) : missing.push(r.key);
+        return missing;
+      }
+      case "renew": {
+        // A call's own record, only as it left it (see IdbStore).
+        const r = arg.record;
+        if (r && q.get(r.key)?.sentAt === (arg.prev ?? undefined)) {
+          q.set(r.key, r);
+          return [];
+        }
+        return [r?.key];
+      }
       case "del":
         for (const k of arg) q.delete(k);
         return;
       case "load":
         return [...q.values()].sort(byQueueOrder);
       case "count":
-        return q.size;
-      case "putDead":
-        for (const l of arg) d.set(l.key, l);
-        return;
+        return { queued: q.size, dead: d.size };
       case "loadDead":
         return [...d.values()].sort(byKey);
-      case "deadList":
-        return [...d.values()].sort(byKey).map(info);
       case "delDead":
         return arg.reduce((n, k) => n + (d.delete(k) ? 1 : 0), 0);
-      case "countDead":
-        return d.size;
-      case "pending":
-        return { queued: q.size, deadLetters: d.size, storage: "memory" };
       case "moveToDead":
         for (const l of arg) {
           q.delete(l.key);
@@ -181,16 +157,6 @@ class MemoryStore {
           q.set(r.key, r);
         }
         return;
-      case "reviveDead": {
-        let n = 0;
-        for (const l of [...d.values()]) {
-          if (!revivable(l, arg.keys)) continue;
-          d.delete(l.key);
-          q.set(l.key, revived(l, arg));
-          n++;
-        }
-        return n;
-      }
       case "maxSeq":
         return Math.max(numericMax([...q.values()], (r) => r.seq), numericMax([...d.values()], (l) => l.record?.seq));
     }
@@ -289,6 +255,7 @@ function openDb(name) {
 
 class IdbStore {
   constructor(db) {
+    this.kind = "indexeddb";
     this.db = db;
     this.closed = false;
     // Another tab's upgrade or the browser wants the connection: let it go.
@@ -348,18 +315,51 @@ class IdbStore {
     this.waiting = null;
     this.writing = !!group;
     if (!group) return;
-    // An `add` in the group keeps the queue within its limit; the last one reports what was
-    // set aside.
+    // One transaction, its writes applied strictly in arrival order (each waits for the one
+    // before: an `add` puts a record only if its key is not queued — an existing one stands —
+    // and notes a dead letter of the same key); the last add's limit is kept once all are in.
     const write = (gs) =>
       this.tx([Q, D], true, (q, d) => {
-        const out = [];
-        let add;
-        gs.forEach((g) => {
-          if (g.op === "add") add = g;
-          g.arg.forEach((x) => (g.op === "del" ? q.delete(x) : q.put(x)));
-        });
-        if (add && this.limit) this.evict(q, d, out);
-        return () => gs.map((g) => (g === add ? out : []));
+        let limit;
+        const outs = [];
+        const step = (i) => {
+          if (i === gs.length) return limit && this.evict(q, d, limit.l, limit.out.evicted);
+          const g = gs[i];
+          const next = () => step(i + 1);
+          if (g.op === "del") {
+            outs.push(undefined);
+            if (!g.arg.length) return next();
+            let left = g.arg.length;
+            for (const k of g.arg) q.delete(k).onsuccess = () => --left === 0 && next();
+            return;
+          }
+          const out = { evicted: [], existing: [], deadSent: [] };
+          outs.push(out);
+          if (g.arg.limit) limit = { l: g.arg.limit, out };
+          const recs = g.arg.records;
+          if (!recs.length) return next();
+          let left = recs.length;
+          const done = () => --left === 0 && next();
+          for (const r of recs) {
+            const l = d.get(r.key);
+            l.onsuccess = () => {
+              const dr = l.result?.record;
+              if (!dr) return;
+              out.deadSent.push({ key: r.key, record: dr });
+              // Requests of a transaction complete in order: this runs before the put below.
+              if (dr.sentAt !== undefined && r.sentAt === undefined) inherit(r, dr);
+            };
+            const c = q.count(r.key);
+            c.onsuccess = () => {
+              if (c.result) {
+                out.existing.push(r.key);
+                done();
+              } else q.put(r).onsuccess = done;
+            };
+          }
+        };
+        step(0);
+        return () => outs;
       });
     write(group)
       .then(
@@ -369,9 +369,7 @@ class IdbStore {
       .then(() => this.commit());
   }
   // Within a write transaction: counts the queue and sets the oldest aside beyond the limit.
-  evict(q, d, out) {
-    const l = this.limit;
-    const now = Date.now();
+  evict(q, d, l, out) {
     const c = q.count();
     c.onsuccess = () => {
       let over = c.result - l.max;
@@ -380,8 +378,8 @@ class IdbStore {
         cur.onsuccess = () => {
           const k = cur.result;
           if (k && over > 0) {
-            if (evictable(l, k.value, now)) {
-              d.put(setAside(k.value, now));
+            if (evictable(l, k.value)) {
+              d.put(setAside(k.value, l.now));
               k.delete();
               out.push(k.value.key);
               over--;
@@ -394,52 +392,49 @@ class IdbStore {
   op(op, arg) {
     const result = (r) => () => r.result;
     switch (op) {
-      case "limit":
-        this.limit = arg;
-        return Promise.resolve();
-      case "put":
       case "add":
       case "del":
         return this.grouped(op, arg);
       case "update":
         // Put only what is still there: a record delivered or set aside meanwhile (by this or
         // another tab) must not come back from a stale copy.
-        return this.tx([Q], true, (q) =>
+        return this.tx([Q], true, (q) => {
+          const missing = [];
           arg.forEach((r) => {
             const c = q.count(r.key);
-            c.onsuccess = () => c.result && q.put(r);
-          }),
-        );
+            c.onsuccess = () => (c.result ? q.put(r) : missing.push(r.key));
+          });
+          return () => missing;
+        });
+      case "renew":
+        // A call rewrites its own record only if it is still as the call last wrote it (the
+        // same send stamp): another tab that took it over keeps it. Answers the key if not.
+        return this.tx([Q], true, (q) => {
+          const r = arg.record;
+          const missing = [];
+          const g = q.get(r.key);
+          g.onsuccess = () => (g.result && g.result.sentAt === (arg.prev ?? undefined) ? q.put(r) : missing.push(r.key));
+          return () => missing;
+        });
       case "load":
         return this.tx([Q], false, (q) => {
           const r = q.getAll();
           return () => r.result.sort(byQueueOrder);
         });
       case "count":
-        return this.tx([Q], false, (q) => result(q.count()));
-      case "putDead":
-        return this.tx([D], true, (d) => arg.forEach((l) => d.put(l)));
+        return this.tx([Q, D], false, (q, d) => {
+          const a = q.count();
+          const b = d.count();
+          return () => ({ queued: a.result, dead: b.result });
+        });
       case "loadDead":
         return this.tx([D], false, (d) => result(d.getAll()));
-      case "deadList":
-        return this.tx([D], false, (d) => {
-          const r = d.getAll();
-          return () => r.result.map(info);
-        });
       case "delDead":
         // Resolves with how many of the keys existed.
         return this.tx([D], true, (d) => {
           const counts = arg.map((k) => d.count(k));
           arg.forEach((k) => d.delete(k));
           return () => counts.reduce((n, r) => n + r.result, 0);
-        });
-      case "countDead":
-        return this.tx([D], false, (d) => result(d.count()));
-      case "pending":
-        return this.tx([Q, D], false, (q, d) => {
-          const a = q.count();
-          const b = d.count();
-          return () => ({ queued: a.result, deadLetters: b.result, storage: "indexeddb" });
         });
       case "moveToDead":
         return this.tx([Q, D], true, (q, d) =>
@@ -455,20 +450,6 @@ class IdbStore {
             q.put(r);
           }),
         );
-      case "reviveDead":
-        return this.tx([Q, D], true, (q, d) => {
-          let n = 0;
-          const all = d.getAll();
-          all.onsuccess = () => {
-            for (const l of all.result) {
-              if (!revivable(l, arg.keys)) continue;
-              d.delete(l.key);
-              q.put(revived(l, arg));
-              n++;
-            }
-          };
-          return () => n;
-        });
       case "maxSeq":
         // Numbers sort below every other key type; IndexedDB keys cannot be NaN.
         return this.tx([Q, D], false, (q, d) => {
@@ -486,6 +467,11 @@ class IdbStore {
  * Opens the store `name`: kind "memory", or "auto"/"indexeddb" (IndexedDB, falling back to
  * memory with the reason). Resolves `{ store, fallback }`; never rejects.
  */
+/** A memory store of its own (the spill store of one tracker). */
+export function openMemory(name) {
+  return new MemoryStore(name);
+}
+
 export async function openStore(kind, name) {
   if (kind !== "memory") {
     try {
@@ -581,4 +567,9 @@ export function openChannel(name, onMessage) {
   } catch {
     return null;
   }
+}
+
+/** This module's functions as one object, for `bindTracker` (and the Rust browser suites). */
+export function storeParts() {
+  return { openStore, openMemory, deleteDatabase, exclusive, openChannel, panicked, describe };
 }

@@ -1,15 +1,14 @@
 // Cloudflare Workers (workerd): wrangler and miniflare hand a .wasm import over as a compiled
 // WebAssembly.Module, which initSync instantiates without any network or eval.
-import wasmModule from "../pkg/autumn_track_bg.wasm";
-import { initSync } from "../pkg/autumn_track.js";
-import { setup } from "./recover.js"; // panic recovery; registers TrackError
-import "./context.js"; // adds tracker.withContext(ctx)
+import wasmModule from "../pkg/server/autumn_track_bg.wasm";
+import * as g from "../pkg/server/autumn_track.js";
+import { wire } from "./wire.js";
+import { addWithContext } from "./context.js";
 
-initSync({ module: wasmModule });
-setup();
+g.initSync({ module: wasmModule });
 
-// The core tracker, plus `queue: { cloudflareQueue }` (Node and Workers only).
-export { AutumnTracker } from "./cfqueue.js";
+/** The tracker; with `queue: { cloudflareQueue }` too (Node and Workers). */
+export const AutumnTracker = addWithContext(wire(g));
 export { TrackError, isTrackError } from "./error.js";
 // The route that forwards browser trackers' events to Autumn (Node and Workers only).
 export { handleTrackRequest } from "./proxy.js";

@@ -18,24 +18,35 @@ if [ "$profile" = --release ]; then
   esac
 fi
 
-# --mode no-install: a missing or mismatched wasm-bindgen fails loudly instead of a silent
-# multi-minute install into a cache.
-wasm-pack build --target web --out-dir pkg --out-name autumn_track --mode no-install \
-  --no-pack $profile . >&2
-rm -f pkg/.gitignore pkg/package.json pkg/README.md
-# `[Symbol.dispose]` needs TypeScript's esnext.disposable lib; users on default libs would get
-# a type error from our .d.ts. The method stays at run time; `free()` is the typed way.
-sed -i '/\[Symbol.dispose\]()/d' pkg/autumn_track.d.ts
-# The panic-recovery machinery (src/js/panic.rs) declares wasm-bindgen's private
-# `__wbg_reset_state` in the .d.ts; it is not exported: keep the public types as they were.
-sed -i '/^declare function __wbg_reset_state(): void;$/,+1d' pkg/autumn_track.d.ts
+# Two builds of one crate: pkg/ for browsers (what a page downloads), pkg/server/ for Node and
+# Workers, which adds the Cloudflare Queues consumer and the route's answer rules (feature
+# `server`). --mode no-install: a missing or mismatched wasm-bindgen fails loudly instead of a
+# silent multi-minute install into a cache.
+build() { # OUT_DIR [cargo args…]
+  local out=$1; shift
+  wasm-pack build --target web --out-dir "$out" --out-name autumn_track --mode no-install \
+    --no-pack $profile . "$@" >&2
+  rm -f "$out"/.gitignore "$out"/package.json "$out"/README.md
+  # `[Symbol.dispose]` needs TypeScript's esnext.disposable lib; users on default libs would get
+  # a type error from our .d.ts. The method stays at run time; `free()` is the typed way.
+  sed -i '/\[Symbol.dispose\]()/d' "$out"/autumn_track.d.ts
+  # The panic-recovery machinery (src/js/panic.rs) declares wasm-bindgen's private
+  # `__wbg_reset_state` in the .d.ts; it is not exported.
+  sed -i '/^declare function __wbg_reset_state(): void;$/,+1d' "$out"/autumn_track.d.ts
+}
+rm -rf pkg
+build pkg/server -- --features server
+mv pkg/server /tmp/autumn-track-server.$$
+build pkg
+mv /tmp/autumn-track-server.$$ pkg/server
 
 # Ship the JavaScript minified (the wasm already is): it is what a browser downloads, and what a
 # bundler would make of it anyway. Types stay in the .d.ts files.
 if [ "$profile" = --release ]; then
-  for f in pkg/autumn_track.js pkg/snippets/*/js/*.js; do
+  shopt -s nullglob
+  for f in pkg/autumn_track.js pkg/server/autumn_track.js; do
     esbuild --minify --format=esm --target=es2020 --log-level=warning "$f" --outfile="$f" --allow-overwrite
   done
 fi
 
-ls -l pkg/autumn_track_bg.wasm pkg/autumn_track.js >&2
+ls -l pkg/autumn_track_bg.wasm pkg/autumn_track.js pkg/server/autumn_track_bg.wasm >&2

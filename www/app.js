@@ -50,8 +50,10 @@ function onTrackerEvent(e) {
     case "delivered":
       if (e.duplicate) session.duplicates++;
       else session.delivered++;
+      settleResult(e.idempotencyKey, e.duplicate ? "duplicate" : "delivered", e.duplicate ? "duplicate" : "delivered", e.duplicate ? "already recorded (confirmed by the queue)" : "delivered by the queue");
       break;
     case "dead_letter":
+      settleResult(e.idempotencyKey, `dead letter (${e.code})`, "error", "refused for good");
       announce(`Dead letter: Autumn refused a queued event for good (${e.code}${e.status ? `, HTTP ${e.status}` : ""}). It is listed under Dead letters.`);
       soon(refreshDead, 200);
       break;
@@ -68,7 +70,10 @@ function onTrackerEvent(e) {
 }
 
 // No secret key in the browser: the page's own origin holds it (scripts/demo-server.mjs).
-const tracker = new AutumnTracker({ baseUrl: "/api/autumn", maxRetries: 5, onEvent: onTrackerEvent });
+// confirmAfterMs: after an attempt that got no answer, a 409 proves a recording only once that
+// attempt can no longer be running at Autumn. In production leave the default (2 minutes); the
+// bundled local server's longest stall ("claim held" fault) is 3 s, so the demo waits 10 s.
+const tracker = new AutumnTracker({ baseUrl: "/api/autumn", maxRetries: 5, confirmAfterMs: 10_000, onEvent: onTrackerEvent });
 // For poking around in devtools (and for the end-to-end test).
 window.autumnDemo = { tracker, lastBurst: null, eventCounts };
 
@@ -370,6 +375,7 @@ function showResult(r) {
   const tbody = $("results").tBodies[0];
   clearEmpty(tbody);
   const tr = document.createElement("tr");
+  if (r.key) tr.dataset.key = r.key;
   cell(tr, new Date(r.t).toLocaleTimeString());
   cell(tr, r.outcome, `outcome ${r.cls}`);
   cell(tr, r.what, "wrap");
@@ -378,6 +384,20 @@ function showResult(r) {
   cell(tr, r.key || "—", "key");
   tbody.prepend(tr);
   while (tbody.rows.length > MAX_ROWS) tbody.deleteRow(-1);
+}
+
+/** A queued event's later outcome (the queue delivered it, or set it aside): its row says so. */
+function settleResult(key, outcome, cls, balance) {
+  const r = session.results.findLast?.((x) => x.key === key && x.cls === "queued");
+  if (!r) return;
+  Object.assign(r, { outcome, cls, balance });
+  saveSession();
+  for (const tr of $("results").tBodies[0].rows) {
+    if (tr.dataset.key !== key) continue;
+    tr.cells[1].textContent = outcome;
+    tr.cells[1].className = `outcome ${cls}`;
+    tr.cells[4].textContent = balance;
+  }
 }
 
 function addResult(what, outcome, cls, attempts, balance, key) {

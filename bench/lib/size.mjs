@@ -1,11 +1,12 @@
 // (1) Shipped size: what a browser downloads to call track(), gzip -9 and brotli q11.
-// Ours: the files scripts/size.mjs counts (release wasm, glue, snippets, js/browser.js, js/recover.js +
-// js/error.js), from the snapshot of pkg/ and js/. Baselines: esbuild --bundle --minify of
-// small entry files that call just their track path (bench/entries/size/).
-import { readdirSync, readFileSync } from "node:fs";
+// Ours: measured by scripts/size.mjs (the release wasm, plus js/browser.js bundled and minified
+// by esbuild: glue, driver, stores, TrackError), from the snapshot of pkg/ and js/. Baselines:
+// esbuild --bundle --minify of small entry files that call just their track path
+// (bench/entries/size/), the same way.
 import { join } from "node:path";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 import * as esbuild from "esbuild";
+import { measure } from "../../scripts/size.mjs";
 import { BENCH } from "./util.mjs";
 
 const sizes = (buf) => ({
@@ -14,16 +15,7 @@ const sizes = (buf) => ({
   brotli: brotliCompressSync(buf, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length,
 });
 
-const sum = (rows) => rows.reduce((t, r) => ({ raw: t.raw + r.raw, gzip: t.gzip + r.gzip, brotli: t.brotli + r.brotli }), { raw: 0, gzip: 0, brotli: 0 });
-
-export function oursSize(snapDir) {
-  const snippets = readdirSync(join(snapDir, "pkg/snippets"), { recursive: true })
-    .filter((f) => f.endsWith(".js"))
-    .map((f) => `pkg/snippets/${f}`);
-  const files = ["pkg/autumn_track_bg.wasm", "pkg/autumn_track.js", ...snippets, "js/browser.js", "js/recover.js", "js/error.js"];
-  const rows = files.map((f) => ({ file: f.replace(/snippets\/[^/]+\//, "snippets/…/"), ...sizes(readFileSync(join(snapDir, f))) }));
-  return { files: rows, total: sum(rows) };
-}
+export const oursSize = (snapDir) => measure(snapDir);
 
 export const BASELINES = [
   { id: "autumn-js", entry: "autumn-js.js", what: "autumn-js `new Autumn().track()`" },

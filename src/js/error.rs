@@ -43,5 +43,11 @@ pub fn to_js(e: &TrackError) -> JsValue {
     if let Some(k) = &e.idempotency_key {
         set(&err, "idempotencyKey", &JsValue::from_str(k));
     }
+    if e.unanswered {
+        set(&err, "unanswered", &JsValue::TRUE);
+    }
+    if let Some(ms) = e.retry_after_ms {
+        set(&err, "retryAfterMs", &JsValue::from_f64(ms as f64));
+    }
     err
 }

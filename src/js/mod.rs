@@ -1,222 +1,94 @@
-//! The JavaScript edge: the only place with `#[wasm_bindgen]` exports. It converts values,
-//! calls `fetch`, sleeps between attempts, and leaves every decision to the pure core.
+//! The JavaScript edge: the only place with `#[wasm_bindgen]` exports. It converts values in
+//! both directions and leaves every decision to the pure core: `Engine` wraps
+//! [`crate::engine::Engine`], whose commands the driver in `js/tracker.js` carries out; `Consumer`
+//! wraps [`crate::consumer::Consumer`] for `js/cfqueue.js`; `classify` is the answer rules for
+//! `js/proxy.js`.
 
-mod convert;
-mod engine;
+pub mod codec;
+#[cfg(feature = "server")]
+mod consumer;
+pub mod convert;
+mod encode;
 mod error;
-mod http;
 mod panic;
-pub mod store;
 mod sys;
 
-use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 
+use crate::answer::{Answered, Reply};
+use crate::engine::slots::IdMap;
+use crate::engine::{self, Env, Id, Input, Stored};
 use crate::error::{Code, TrackError};
-use crate::event::{parse_input, Event};
-use crate::options::{parse_options, Options};
-use engine::{set, Inner};
-
-#[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &str = r#"
-/** Any JSON value. */
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue | undefined };
-
-/** Options of `new AutumnTracker(options)`. Unknown options are an error. */
-export interface TrackerOptions {
-  /** Autumn secret key (`am_sk_test_…` / `am_sk_live_…`). Server runtimes only: in a browser,
-   *  leave it out and point `baseUrl` at your own route that holds the key. */
-  secretKey?: string;
-  /** Default `"https://api.useautumn.com"`. An http(s) URL, or a path on this origin
-   *  (`"/api/autumn"`) for a browser talking to your backend. */
-  baseUrl?: string;
-  /** Sent as `x-api-version`. Default `"2.3.0"`. */
-  apiVersion?: string;
-  /** Extra headers on every request (e.g. your proxy's session token). */
-  headers?: Record<string, string>;
-  /** Per-attempt timeout in milliseconds, including reading the answer. Default 5000. */
-  timeoutMs?: number;
-  /** Retries after the first attempt for network errors, timeouts, 408, 429 and 5xx. Default 5. */
-  maxRetries?: number;
-  /** Largest `properties` accepted, as JSON bytes. Default 65536. */
-  maxPropertiesBytes?: number;
-  /** Allow a secret key in a browser. Anyone who opens the page can read it: don't. */
-  dangerouslyAllowBrowser?: boolean;
-  /** Where events that cannot be delivered now wait. `"auto"` (default): IndexedDB where it
-   *  works, memory elsewhere (Node, Workers, private mode — reported once as
-   *  `storage_fallback`). `"off"`: no queue; `track()` rejects with `unavailable` instead. */
-  queue?: "auto" | "indexeddb" | "memory" | "off";
-  /** IndexedDB database name; tabs of one origin with the same name share one queue. Default `"autumn-track"`. */
-  queueName?: string;
-  /** Most events queued (default 10,000); the oldest beyond it become dead letters (`queue_full`). */
-  maxQueueSize?: number;
-  /** Oldest event replayed, ms (default 23 h, inside Autumn's 24 h idempotency window); older
-   *  ones become dead letters (`expired`) instead of risking a double count. */
-  maxEventAgeMs?: number;
-  /** Events per `batch_track` request when draining a backlog (1–1000, default 1000). */
-  batchSize?: number;
-  /** `"batch"` (default): backlogs go through `/v1/balances.batch_track`, which Autumn accepts
-   *  as a whole and records asynchronously (no per-event answer). `"single"`: one
-   *  `/v1/balances.track` request per event, each with its own answer. */
-  drain?: "batch" | "single";
-  /** Called for every tracker event (see `TrackerEvent`). */
-  onEvent?: (event: TrackerEvent) => void;
-}
-
-/** What the tracker reports through `onEvent` / `addEventListener`. Never carries the secret key. */
-export interface TrackerEvent {
-  type: "queued" | "delivered" | "retrying" | "dead_letter" | "evicted" | "storage_fallback";
-  idempotencyKey?: string;
-  /** `queued`: why it could not be delivered now; `evicted`: `"expired"` or `"queue_full"`. */
-  reason?: string;
-  message?: string;
-  /** `dead_letter`: Autumn's (or the SDK's) error code, and the HTTP status. */
-  code?: string;
-  status?: number;
-  /** `delivered`: the server already had this key (409). */
-  duplicate?: boolean;
-  /** `retrying`: how many events the failed request carried. */
-  count?: number;
-}
-
-/** `flush()`'s report. */
-export interface FlushResult {
-  delivered: number;
-  duplicates: number;
-  /** Set aside as dead letters during this flush. */
-  failed: number;
-  /** Still queued (waiting for the network or a backoff). */
-  remaining: number;
-}
-
-/** `pending()`'s counts. */
-export interface PendingCounts {
-  queued: number;
-  inFlight: number;
-  deadLetters: number;
-  storage: "indexeddb" | "memory" | "off";
-}
-
-/** An event set aside for good, with the reason. */
-export interface DeadLetterInfo {
-  idempotencyKey: string;
-  customerId: string;
-  /** Autumn's error code (`feature_not_found`, …) or `expired`, `queue_full`, `corrupt_record`. */
-  code: string;
-  message: string;
-  status?: number;
-  createdAt: number;
-  failedAt: number;
-  attempts: number;
-  /** The event's wire body (snake_case). */
-  event: Record<string, JsonValue> | null;
-}
-
-interface TrackInputCommon {
-  /** Units used; negative credits back. Default 1. */
-  value?: number;
-  /** Any JSON object, at most `maxPropertiesBytes` serialized. */
-  properties?: { [key: string]: JsonValue | undefined };
-  /** Unix milliseconds when the usage happened. */
-  timestamp?: number;
-  /** What the server does when the balance runs out. */
-  overageBehavior?: "cap" | "overflow";
-  /** Ask Autumn to record asynchronously (answers 202 with `balance: null`). */
-  async?: boolean;
-}
-
-/** One usage event. Give exactly one of `featureId` / `eventName`. */
-export interface TrackInput extends TrackInputCommon {
-  customerId: string;
-  featureId?: string;
-  eventName?: string;
-  entityId?: string;
-  /** Leave it out and a UUID v7 is generated; give one to dedupe across your own retries. */
-  idempotencyKey?: string;
-}
-
-/** The same event with Autumn's REST (snake_case) field names. */
-export interface TrackInputRest extends TrackInputCommon {
-  customer_id: string;
-  feature_id?: string;
-  event_name?: string;
-  entity_id?: string;
-  idempotency_key?: string;
-  overage_behavior?: "cap" | "overflow";
-}
-
-/** A feature balance as Autumn reports it. Unknown fields are kept. */
-export interface AutumnBalance {
-  feature_id?: string;
-  granted?: number;
-  remaining?: number;
-  usage?: number;
-  unlimited?: boolean;
-  overage_allowed?: boolean;
-  [key: string]: unknown;
-}
-
-/** Autumn's answer to a track request (200, or 202 with `balance: null`). */
-export interface AutumnTrackResponse {
-  customer_id: string;
-  value: number;
-  balance: AutumnBalance | null;
-  balances?: Record<string, AutumnBalance>;
-  deductions?: Array<{ feature_id: string; deducted?: number; [key: string]: unknown }>;
-  entity_id?: string;
-  event_name?: string;
-  [key: string]: unknown;
-}
-
-/** How `track()` ended. */
-export type TrackResult =
-  | {
-      /** Recorded (200) or accepted for recording (202). */
-      status: "delivered";
-      idempotencyKey: string;
-      /** Requests made, retries included. */
-      attempts: number;
-      /** Autumn's body; `null` if it was not JSON. */
-      response: AutumnTrackResponse | null;
-    }
-  | {
-      /** 409 `duplicate_idempotency_key`: this key was already recorded. A success. */
-      status: "duplicate";
-      idempotencyKey: string;
-      attempts: number;
-    }
-  | {
-      /** Durably queued (IndexedDB write completed, or memory where that is all there is);
-       *  it will be replayed with the same key. */
-      status: "queued";
-      idempotencyKey: string;
-      /** `offline`, `network_error`, `timeout`, `server_error`, `rate_limited`. */
-      reason: string;
-    };
-
-/** `TrackError.code`: the SDK's own codes, or Autumn's error code (e.g. `feature_not_found`). */
-export type TrackErrorCode =
-  | "invalid_input"
-  | "invalid_options"
-  | "secret_key_in_browser"
-  | "unavailable"
-  | "http_error"
-  | (string & {});
-"#;
-
-/// Tracks usage events for Autumn: validated, keyed once, delivered with retries, and queued
-/// durably when they cannot be delivered now.
-#[wasm_bindgen]
-pub struct AutumnTracker {
-    inner: Rc<Inner>,
-}
+use crate::event::{parse_input, Event, Host};
+use crate::options::{parse_options, Options, QueueMode};
 
 fn js_err(e: &TrackError) -> JsValue {
     error::to_js(e)
+}
+
+fn get(o: &JsValue, k: &str) -> JsValue {
+    Reflect::get(o, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// What a store operation in flight was, to read its result.
+#[derive(Clone, Copy)]
+enum OpKind {
+    Added,
+    Loaded,
+    Counted,
+    DeadLoaded,
+    Number,
+    Updated,
+    Done,
+}
+
+/// The delivery engine for `js/tracker.js` (internal: the public class is `AutumnTracker`).
+#[wasm_bindgen]
+pub struct Engine {
+    core: engine::Engine,
+    keys: codec::Keys,
+    ops: IdMap<OpKind>,
+}
+
+/// The host of validation: the engine's view of the clock, JavaScript's number formatting, and
+/// keys from `crypto.getRandomValues`.
+struct JsHost(f64);
+
+impl Host for JsHost {
+    fn now_ms(&self) -> f64 {
+        self.0
+    }
+    fn format_num(&self, n: f64, out: &mut String) {
+        out.push_str(&sys::js_string_of(n));
+    }
+    fn new_key(&mut self) -> String {
+        new_key(self.0)
+    }
+}
+
+/// A key as `track()` makes one now (for the key tests only).
+#[doc(hidden)]
+pub fn new_key_now() -> String {
+    new_key(js_sys::Date::now())
+}
+
+/// A fresh idempotency key: `crypto.getRandomValues` and the time into a UUID v7.
+fn new_key(now: f64) -> String {
+    let mut rand = [0u8; 10];
+    sys::random_bytes(&mut rand);
+    crate::key::uuid_v7(now.max(0.0) as u64, rand)
+}
+
+/// Reads `track()` input: the guarded converter (hostile values are reported by field), then
+/// the core's validation.
+fn prepare(opts: &Options, input: &JsValue, now: f64) -> Result<Event, TrackError> {
+    panic::test_point("prepare");
+    let value = convert::to_value(input, opts.max_properties_bytes + 16 * 1024);
+    parse_input(&value, opts.max_properties_bytes, &mut JsHost(now))
 }
 
 fn keys_of(v: &JsValue) -> Result<Vec<String>, JsValue> {
@@ -233,18 +105,20 @@ fn keys_of(v: &JsValue) -> Result<Vec<String>, JsValue> {
     arr.iter().map(|k| k.as_string().ok_or_else(err)).collect()
 }
 
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
 #[wasm_bindgen]
-impl AutumnTracker {
-    /// Creates a tracker. Throws `TrackError` (`invalid_options`, `secret_key_in_browser`) when
-    /// the options are wrong. With a queue, opens it in the background and replays what an
-    /// earlier page or process left there.
+impl Engine {
+    /// `options` as `new AutumnTracker()` got them, minus `onEvent` and a `queue` object;
+    /// `env`: `{ browser, handover, seed, now }`. Throws `TrackError` for wrong options.
     #[wasm_bindgen(constructor)]
-    pub fn new(
-        #[wasm_bindgen(unchecked_param_type = "TrackerOptions")] options: JsValue,
-    ) -> Result<AutumnTracker, JsValue> {
+    pub fn new(options: JsValue, env: JsValue) -> Result<Engine, JsValue> {
         let value = convert::to_value(&options, 64 * 1024);
         let opts = parse_options(&value).map_err(|e| js_err(&e))?;
-        if opts.secret_key.is_some() && !opts.dangerously_allow_browser && sys::is_browser() {
+        let browser = get(&env, "browser").as_bool() == Some(true);
+        if opts.secret_key.is_some() && !opts.dangerously_allow_browser && browser {
             return Err(js_err(&TrackError::new(
                 Code::SecretKeyInBrowser,
                 "a secret key in a browser is readable by anyone who opens the page. Keep it on \
@@ -253,156 +127,348 @@ impl AutumnTracker {
             )
             .with_field("secretKey")));
         }
-        if opts.base_url.starts_with('/') && !sys::is_browser() {
+        if opts.base_url.starts_with('/') && !browser {
             return Err(js_err(&TrackError::options(
                 "baseUrl",
                 "a path needs a page's origin; outside a browser give a full http(s) URL",
             )));
         }
-        let on_event = Reflect::get(&options, &JsValue::from_str("onEvent"))
-            .ok()
-            .and_then(|f| f.dyn_into::<Function>().ok());
-        Ok(AutumnTracker {
-            inner: Inner::new(opts, on_event),
+        let now = get(&env, "now").as_f64().unwrap_or(0.0);
+        let env = Env {
+            browser,
+            handover: get(&env, "handover").as_bool() == Some(true),
+            seed: get(&env, "seed").as_f64().unwrap_or(1.0) as u64,
+        };
+        Ok(Engine {
+            core: engine::Engine::new(opts, env, now),
+            keys: codec::Keys::new(),
+            ops: IdMap::default(),
         })
     }
 
-    /// Records one usage event. Validates it (rejecting with `TrackError` `invalid_input` before
-    /// anything is sent), gives it an idempotency key, writes it to the queue, and delivers
-    /// it, retrying 5xx and 429 with the same key. Resolves `delivered` or `duplicate`, or
-    /// `queued` once the event is durably stored when it cannot be delivered now (offline,
-    /// network error, timeout, retries used up). Rejects with `TrackError` carrying Autumn's
-    /// code when Autumn refuses the event for good; with `queue: "off"`, also with
-    /// `unavailable` (and the `idempotencyKey` to resend safely) when retries run out.
-    #[wasm_bindgen(unchecked_return_type = "Promise<TrackResult>")]
+    /// `{ headers, trackUrl, batchUrl, queue, queueName, timeoutMs }`: what the driver needs to
+    /// carry commands out (the secret key only inside `headers.Authorization`).
+    pub fn config(&self) -> JsValue {
+        let o = self.core.options();
+        let headers = Object::new();
+        for (name, value) in o.request_headers() {
+            let v = match value {
+                crate::options::HeaderValue::Plain(v) => JsValue::from_str(v),
+                crate::options::HeaderValue::Bearer(k) => {
+                    let mut s = String::from("Bearer ");
+                    s.push_str(k);
+                    JsValue::from_str(&s)
+                }
+            };
+            encode::set(&headers, name, &v);
+        }
+        let c = Object::new();
+        encode::set(&c, "headers", &headers);
+        encode::set(&c, "trackUrl", &JsValue::from_str(&o.track_url()));
+        encode::set(&c, "batchUrl", &JsValue::from_str(&o.batch_url()));
+        let queue = match o.queue {
+            QueueMode::Auto => "auto",
+            QueueMode::IndexedDb => "indexeddb",
+            QueueMode::Memory => "memory",
+            QueueMode::Off => "off",
+        };
+        encode::set(&c, "queue", &JsValue::from_str(queue));
+        encode::set(&c, "queueName", &JsValue::from_str(&o.queue_name));
+        encode::set(&c, "timeoutMs", &JsValue::from(o.timeout_ms));
+        c.into()
+    }
+
+    /// `track(input)` as call `call`: validates synchronously (throws `TrackError`
+    /// `invalid_input`), then starts it.
     pub fn track(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "TrackInput | TrackInputRest")] input: JsValue,
-    ) -> Promise {
-        let inner = Rc::clone(&self.inner);
-        // Validate synchronously, before the promise exists: input objects may change later.
-        let prepared = prepare(&inner.opts, &input);
-        sys::promise(async move {
-            let ev = prepared.map_err(|e| js_err(&e))?;
-            Inner::track(inner, ev).await.map_err(|e| js_err(&e))
-        })
+        &mut self,
+        call: Id,
+        input: &JsValue,
+        now: f64,
+        mono: f64,
+        offline: bool,
+    ) -> Result<(), JsValue> {
+        let ev = prepare(self.core.options(), input, self.core.server_now(now))
+            .map_err(|e| js_err(&e))?;
+        self.core.handle_at(
+            Input::Track {
+                call,
+                event: ev,
+                offline,
+            },
+            now,
+            mono,
+        );
+        Ok(())
     }
 
-    /// Validates `input` exactly as `track()` does, without sending or queueing anything.
-    /// Returns the event as Autumn's snake_case body (with its idempotency key, generated when
-    /// absent); throws `TrackError` `invalid_input` naming the field.
-    #[wasm_bindgen(unchecked_return_type = "Record<string, JsonValue>")]
-    pub fn validate(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "TrackInput | TrackInputRest")] input: JsValue,
-    ) -> Result<JsValue, JsValue> {
-        let ev = prepare(&self.inner.opts, &input).map_err(|e| js_err(&e))?;
+    /// Validates `input` as `track()` does and returns Autumn's snake_case body.
+    pub fn validate(&self, input: &JsValue, now: f64) -> Result<JsValue, JsValue> {
+        let ev = prepare(self.core.options(), input, self.core.server_now(now))
+            .map_err(|e| js_err(&e))?;
         sys::json_parse(&crate::event::wire_body(&ev))
     }
 
-    /// Delivers everything queued now, backoff or not (joining a drain already running), and
-    /// resolves with what it did and how many events remain queued.
-    #[wasm_bindgen(unchecked_return_type = "Promise<FlushResult>")]
-    pub fn flush(&self) -> Promise {
-        let inner = Rc::clone(&self.inner);
-        sys::promise(async move {
-            let (s, remaining) = Inner::flush(inner, true).await.map_err(|e| js_err(&e))?;
-            let o = Object::new();
-            set(&o, "delivered", &JsValue::from(s.delivered));
-            set(&o, "duplicates", &JsValue::from(s.duplicates));
-            set(&o, "failed", &JsValue::from(s.failed));
-            set(&o, "remaining", &JsValue::from(remaining));
-            Ok(o.into())
-        })
-    }
-
-    /// Counts of queued, in-flight and dead-lettered events, and where they are stored.
-    #[wasm_bindgen(unchecked_return_type = "Promise<PendingCounts>")]
-    pub fn pending(&self) -> Promise {
-        let inner = Rc::clone(&self.inner);
-        sys::promise(async move { Ok(inner.pending().await) })
-    }
-
-    /// Events Autumn refused for good, or the queue had to set aside, with the reason.
-    #[wasm_bindgen(js_name = deadLetters, unchecked_return_type = "Promise<DeadLetterInfo[]>")]
-    pub fn dead_letters(&self) -> Promise {
-        let inner = Rc::clone(&self.inner);
-        sys::promise(async move { Ok(inner.dead_letters().await) })
-    }
-
-    /// Deletes these dead letters (by idempotency key). Resolves with how many went.
-    #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
-    pub fn discard(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "string[]")] keys: JsValue,
-    ) -> Promise {
-        let inner = Rc::clone(&self.inner);
-        let keys = keys_of(&keys);
-        sys::promise(async move {
-            let keys = keys?;
-            Ok(JsValue::from(inner.discard(&keys).await))
-        })
-    }
-
-    /// Puts dead letters (all, or these keys) back in the queue, with their original keys, and
-    /// starts a drain. Resolves with how many were revived.
-    #[wasm_bindgen(js_name = retryDeadLetters, unchecked_return_type = "Promise<number>")]
-    pub fn retry_dead_letters(
-        &self,
-        #[wasm_bindgen(unchecked_optional_param_type = "string[]")] keys: Option<JsValue>,
-    ) -> Promise {
-        let inner = Rc::clone(&self.inner);
-        let keys = match keys {
-            Some(k) if !k.is_undefined() && !k.is_null() => keys_of(&k).map(Some),
-            _ => Ok(None),
+    /// `flush()`, `pending()`, `deadLetters()` as call `call` (`what`: "flush", "pending",
+    /// "dead").
+    pub fn call(&mut self, what: &str, call: Id, now: f64, mono: f64) {
+        let input = match what {
+            "flush" => Input::Flush { call },
+            "pending" => Input::Pending { call },
+            _ => Input::DeadLetters { call },
         };
-        sys::promise(async move {
-            let keys = keys?;
-            Ok(JsValue::from(Inner::retry_dead_letters(&inner, keys).await))
-        })
+        self.core.handle_at(input, now, mono);
     }
 
-    /// Calls `listener` for every tracker event (`queued`, `delivered`, `retrying`,
-    /// `dead_letter`, `evicted`, `storage_fallback`).
-    #[wasm_bindgen(js_name = addEventListener)]
-    pub fn add_event_listener(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "(event: TrackerEvent) => void")] listener: Function,
+    /// `discard(keys)` (`retry` false) or `retryDeadLetters(keys?)`; throws for bad keys.
+    #[wasm_bindgen(js_name = deadCall)]
+    pub fn dead_call(
+        &mut self,
+        retry: bool,
+        call: Id,
+        keys: &JsValue,
+        now: f64,
+        mono: f64,
+    ) -> Result<(), JsValue> {
+        let keys = if retry && (keys.is_undefined() || keys.is_null()) {
+            None
+        } else {
+            Some(keys_of(keys)?)
+        };
+        let input = match (retry, keys) {
+            (true, keys) => Input::RetryDead { call, keys },
+            (false, keys) => Input::Discard {
+                call,
+                keys: keys.unwrap_or_default(),
+            },
+        };
+        self.core.handle_at(input, now, mono);
+        Ok(())
+    }
+
+    /// The store is open.
+    pub fn opened(
+        &mut self,
+        durable: bool,
+        fallback: Option<String>,
+        max_seq: f64,
+        now: f64,
+        mono: f64,
     ) {
-        self.inner.add_listener(listener);
+        self.core.handle_at(
+            Input::Opened {
+                durable,
+                fallback,
+                max_seq,
+            },
+            now,
+            mono,
+        );
     }
 
-    /// Removes a listener added with `addEventListener`.
-    #[wasm_bindgen(js_name = removeEventListener)]
-    pub fn remove_event_listener(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "(event: TrackerEvent) => void")] listener: Function,
+    /// A store operation ended: `value` is its result, or (when not `ok`) the reason.
+    pub fn stored(&mut self, id: Id, ok: bool, value: &JsValue, now: f64, mono: f64) {
+        let kind = self.ops.remove(&id).unwrap_or(OpKind::Done);
+        if matches!(kind, OpKind::Loaded) {
+            // A drain holds the tab's lock while it reads the queue.
+            panic::test_point("drain");
+        }
+        let result = if ok {
+            Ok(self.decode(kind, value))
+        } else {
+            Err(value
+                .as_string()
+                .unwrap_or_else(|| String::from("the store failed")))
+        };
+        self.core.handle_at(Input::Stored { id, result }, now, mono);
+    }
+
+    /// An answer arrived in full. Dates are Unix ms (`NaN` when absent or unreadable).
+    #[allow(clippy::too_many_arguments)]
+    pub fn answered(
+        &mut self,
+        id: Id,
+        status: u16,
+        redirected: bool,
+        code: Option<String>,
+        message: Option<String>,
+        snippet: Option<String>,
+        retry_after: Option<String>,
+        retry_after_date: f64,
+        date: f64,
+        now: f64,
+        mono: f64,
     ) {
-        self.inner.remove_listener(&listener);
+        // A call's answer arrives while its record is stored and leased to it.
+        panic::test_point("track");
+        let reply = Reply::Answer(Answered {
+            status,
+            redirected,
+            code,
+            message,
+            snippet,
+            retry_after,
+            retry_after_date: finite(retry_after_date),
+            date: finite(date),
+        });
+        self.core.handle_at(Input::Replied { id, reply }, now, mono);
     }
 
-    /// Stops timers and listeners and releases the database. Queued events stay stored for the
-    /// next tracker.
-    pub fn close(&self) {
-        self.inner.close();
+    /// A request failed without an answer: `how` is `timeout`, `unsent` (it never left: refused,
+    /// not resolved) or `network`.
+    pub fn failed(&mut self, id: Id, how: &str, message: String, now: f64, mono: f64) {
+        let reply = match how {
+            "timeout" => Reply::Timeout,
+            "unsent" => Reply::Unsent(message),
+            _ => Reply::Network(message),
+        };
+        self.core.handle_at(Input::Replied { id, reply }, now, mono);
+    }
+
+    /// A hand-over to the Cloudflare Queue ended (`error` when it did not take them).
+    #[wasm_bindgen(js_name = handedOver)]
+    pub fn handed_over(&mut self, id: Id, error: Option<String>, now: f64, mono: f64) {
+        let result = match error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+        self.core
+            .handle_at(Input::HandedOver { id, result }, now, mono);
+    }
+
+    /// `online`, `offline`, `hidden`, `pagehide`, `remote`, `timer`, `close`, `locked`,
+    /// `lockBusy`.
+    pub fn signal(&mut self, what: &str, now: f64, mono: f64) {
+        let input = match what {
+            "online" => Input::Online,
+            "offline" => Input::Offline,
+            "hidden" => Input::Hidden,
+            "pagehide" => Input::PageHide,
+            "remote" => Input::Remote,
+            "timer" => Input::Timer,
+            "locked" => Input::Locked { granted: true },
+            "lockBusy" => Input::Locked { granted: false },
+            _ => Input::Close,
+        };
+        self.core.handle_at(input, now, mono);
+    }
+
+    /// Appends every pending command to `out`; returns how many.
+    ///
+    /// Not one command per call returned as an object: V8 before 13 (Node 20 and 22) aborts the
+    /// process ("unreachable code" in `Deoptimizer::DoComputeBuiltinContinuation`) when optimized
+    /// JS that inlined a call to a wasm function returning an `externref` is deoptimized during
+    /// that call. A count is an `i32`, which V8 handles (`tests/soak`, run on Node 20, 22, 24).
+    pub fn commands(&mut self, out: &js_sys::Array) -> u32 {
+        let mut n = 0;
+        while let Some(cmd) = self.core.poll() {
+            if let engine::Command::Store { id, cmd: c, .. } = &cmd {
+                self.ops.insert(*id, op_kind(c));
+            }
+            out.push(&encode::command(&self.keys, cmd));
+            n += 1;
+        }
+        n
+    }
+
+    fn decode(&self, kind: OpKind, v: &JsValue) -> Stored {
+        let list = |v: &JsValue| -> Vec<JsValue> {
+            if sys::is_array(v).unwrap_or(false) {
+                let a: &js_sys::Array = v.unchecked_ref();
+                a.iter().collect()
+            } else {
+                Vec::new()
+            }
+        };
+        let strings = |v: &JsValue| -> Vec<String> {
+            list(v).iter().filter_map(JsValue::as_string).collect()
+        };
+        match kind {
+            OpKind::Added => Stored::Added {
+                evicted: strings(&get(v, "evicted")),
+                existing: strings(&get(v, "existing")),
+                dead_sent: list(&get(v, "deadSent"))
+                    .iter()
+                    .filter_map(|d| {
+                        let key = get(d, "key").as_string()?;
+                        Some((key, codec::sent_of(&self.keys, &get(d, "record"))?))
+                    })
+                    .collect(),
+            },
+            OpKind::Loaded => Stored::Loaded(
+                list(v)
+                    .iter()
+                    .map(|o| codec::decode_record(&self.keys, o))
+                    .collect(),
+            ),
+            OpKind::Counted => Stored::Counted {
+                queued: get(v, "queued").as_f64().unwrap_or(0.0) as u32,
+                dead: get(v, "dead").as_f64().unwrap_or(0.0) as u32,
+            },
+            OpKind::DeadLoaded => Stored::DeadLoaded(
+                list(v)
+                    .iter()
+                    .map(|o| codec::decode_dead(&self.keys, o))
+                    .collect(),
+            ),
+            OpKind::Number => Stored::Number(v.as_f64().unwrap_or(0.0)),
+            OpKind::Updated => Stored::Updated {
+                missing: strings(v),
+            },
+            OpKind::Done => Stored::Done,
+        }
     }
 }
 
-/// `String(n)`: JavaScript's shortest round-trip number formatting, for the JSON writer.
-pub(crate) fn number_to_string(n: f64) -> String {
-    sys::js_string_of(n)
+fn op_kind(c: &engine::StoreCmd) -> OpKind {
+    use engine::StoreCmd as S;
+    match c {
+        S::Add { .. } => OpKind::Added,
+        S::Load => OpKind::Loaded,
+        S::Count => OpKind::Counted,
+        S::LoadDead => OpKind::DeadLoaded,
+        S::DeleteDead { .. } => OpKind::Number,
+        S::Update { .. } | S::Renew { .. } => OpKind::Updated,
+        S::Delete { .. } | S::MoveToDead { .. } | S::Revive { .. } => OpKind::Done,
+    }
 }
 
-/// A fresh idempotency key: `crypto.getRandomValues` and `Date.now()` into a UUID v7. What
-/// `track()` uses when the caller gives none; public (hidden) for the key tests only.
-pub fn new_key() -> String {
-    let mut rand = [0u8; 10];
-    sys::random_bytes(&mut rand);
-    crate::key::uuid_v7(sys::now_ms() as u64, rand)
+#[cfg(feature = "server")]
+/// What an answer means, for `js/proxy.js` (the one list of Autumn's codes): `delivered`,
+/// `duplicate`, `retry`, `unanswered` (retry; the attempt may still run), `unauthorized`,
+/// `redirected`, `customer_mismatch`, `refused`, `future_timestamp`, `unproven`.
+#[wasm_bindgen]
+pub fn classify(
+    status: u16,
+    code: Option<String>,
+    message: Option<String>,
+    redirected: bool,
+) -> String {
+    use crate::answer::{HoldWhy, Verdict};
+    let v = crate::answer::classify(&Reply::Answer(Answered {
+        status,
+        code,
+        message,
+        redirected,
+        ..Answered::default()
+    }));
+    String::from(match v {
+        Verdict::Delivered => "delivered",
+        Verdict::Duplicate => "duplicate",
+        Verdict::Retry { unanswered: false } => "retry",
+        Verdict::Retry { unanswered: true } => "unanswered",
+        Verdict::Hold(HoldWhy::Unauthorized) => "unauthorized",
+        Verdict::Hold(HoldWhy::Redirected) => "redirected",
+        Verdict::Hold(HoldWhy::CustomerMismatch) => "customer_mismatch",
+        Verdict::Refused => "refused",
+        Verdict::FutureTimestamp => "future_timestamp",
+        Verdict::Unproven => "unproven",
+    })
 }
 
-fn prepare(opts: &Options, input: &JsValue) -> Result<Event, TrackError> {
-    panic::test_point("prepare");
-    let value = convert::to_value(input, opts.max_properties_bytes + 16 * 1024);
-    parse_input(&value, opts.max_properties_bytes, new_key)
+/// The confirmation window's default, for the JS side (ms).
+#[cfg(feature = "server")]
+#[wasm_bindgen(js_name = confirmAfterMs)]
+pub fn confirm_after_ms() -> f64 {
+    crate::queue::Policy::default().confirm_after_ms
 }

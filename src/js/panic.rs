@@ -1,10 +1,9 @@
 //! After a panic. The release build aborts on panic (a wasm trap): the instance's state is
-//! lost (borrowed `RefCell`s, the stack pointer), so every later call could fail. Instead the
-//! panic hook asks wasm-bindgen for a fresh instance on the next call into the module, lets a
-//! drain's tab lock go (`js/store.js`), and tells the JavaScript entry (`js/recover.js`),
-//! which rejects the calls in flight with a `TrackError` (`internal`) and rebuilds each
-//! tracker from its options. Queued events are in IndexedDB (or the JavaScript memory store),
-//! outside the instance: the rebuilt tracker replays them with their keys.
+//! lost, so every later call could fail. Instead the panic hook asks wasm-bindgen for a fresh
+//! instance on the next call into the module and tells the JavaScript side (`js/tracker.js`),
+//! which rejects the calls in flight with a `TrackError` (`internal`), lets a drain's tab lock
+//! go, and rebuilds each tracker's engine from its options. Queued events are in the JavaScript
+//! stores, outside the instance: the rebuilt engine replays them with their keys.
 
 use core::cell::Cell;
 
@@ -20,7 +19,6 @@ pub fn install(on_panic: Option<Function>) {
     ON_PANIC.with(|c| c.set(on_panic));
     std::panic::set_hook(alloc::boxed::Box::new(|_| {
         wasm_bindgen::handler::schedule_reinit();
-        super::store::panicked();
         if let Some(f) = ON_PANIC.with(Cell::take) {
             let _ = f.call0(&JsValue::UNDEFINED);
         }

@@ -9,7 +9,7 @@ use wasm_bindgen::JsValue;
 use crate::queue::{DeadLetter, Record, RECORD_VERSION};
 
 /// Property names, made once per store rather than once per field per record.
-pub(super) struct Keys {
+pub struct Keys {
     v: JsValue,
     key: JsValue,
     seq: JsValue,
@@ -20,6 +20,9 @@ pub(super) struct Keys {
     attempts: JsValue,
     next_at: JsValue,
     last_error: JsValue,
+    server_created: JsValue,
+    sent_at: JsValue,
+    sent_srv: JsValue,
     record: JsValue,
     code: JsValue,
     message: JsValue,
@@ -27,8 +30,14 @@ pub(super) struct Keys {
     failed_at: JsValue,
 }
 
+impl Default for Keys {
+    fn default() -> Keys {
+        Keys::new()
+    }
+}
+
 impl Keys {
-    pub(super) fn new() -> Keys {
+    pub fn new() -> Keys {
         let k = JsValue::from_str;
         Keys {
             v: k("v"),
@@ -41,6 +50,9 @@ impl Keys {
             attempts: k("attempts"),
             next_at: k("nextAt"),
             last_error: k("lastError"),
+            server_created: k("serverCreated"),
+            sent_at: k("sentAt"),
+            sent_srv: k("sentSrv"),
             record: k("record"),
             code: k("code"),
             message: k("message"),
@@ -56,7 +68,7 @@ fn set(o: &Object, k: &JsValue, v: &JsValue) -> Result<(), JsValue> {
     Reflect::set(o, k, v).map(|_| ())
 }
 
-pub(super) fn encode_record(k: &Keys, r: &Record) -> Result<JsValue, JsValue> {
+pub fn encode_record(k: &Keys, r: &Record) -> Result<JsValue, JsValue> {
     let o = Object::new();
     set(&o, &k.v, &JsValue::from(RECORD_VERSION))?;
     set(&o, &k.key, &JsValue::from_str(&r.key))?;
@@ -72,10 +84,19 @@ pub(super) fn encode_record(k: &Keys, r: &Record) -> Result<JsValue, JsValue> {
     if let Some(e) = &r.last_error {
         set(&o, &k.last_error, &JsValue::from_str(e))?;
     }
+    if let Some(c) = r.server_created {
+        set(&o, &k.server_created, &JsValue::from_f64(c))?;
+    }
+    if let Some(s) = r.sent_at {
+        set(&o, &k.sent_at, &JsValue::from_f64(s.local))?;
+        if let Some(v) = s.server {
+            set(&o, &k.sent_srv, &JsValue::from_f64(v))?;
+        }
+    }
     Ok(o.into())
 }
 
-pub(super) fn encode_dead(k: &Keys, d: &DeadLetter) -> Result<JsValue, JsValue> {
+pub fn encode_dead(k: &Keys, d: &DeadLetter) -> Result<JsValue, JsValue> {
     let o = Object::new();
     set(&o, &k.v, &JsValue::from(RECORD_VERSION))?;
     set(&o, &k.key, &JsValue::from_str(&d.record.key))?;
@@ -151,7 +172,7 @@ fn check_version(k: &Keys, o: &JsValue) -> Result<(), String> {
 }
 
 /// Decodes a stored record, validating every field; `Err((key or "", reason))` otherwise.
-pub(super) fn decode_record(k: &Keys, o: &JsValue) -> Result<Record, (String, String)> {
+pub fn decode_record(k: &Keys, o: &JsValue) -> Result<Record, (String, String)> {
     let key = get(o, &k.key).as_string();
     record_fields(k, o, true).map_err(|e| (key.unwrap_or_default(), e))
 }
@@ -163,6 +184,8 @@ fn record_fields(k: &Keys, o: &JsValue, versioned: bool) -> Result<Record, Strin
         return Err(String::from("not an object"));
     }
     let last_error = get(o, &k.last_error);
+    let sent_at = opt_finite(o, &k.sent_at, "sentAt")?;
+    let sent_srv = opt_finite(o, &k.sent_srv, "sentSrv")?;
     Ok(Record {
         key: string(o, &k.key, "key")?,
         seq: finite(o, &k.seq, "seq")?,
@@ -170,6 +193,11 @@ fn record_fields(k: &Keys, o: &JsValue, versioned: bool) -> Result<Record, Strin
         body: string(o, &k.body, "body")?,
         ts: opt_finite(o, &k.ts, "ts")?,
         created_at: finite(o, &k.created_at, "createdAt")?,
+        server_created: opt_finite(o, &k.server_created, "serverCreated")?,
+        sent_at: sent_at.map(|local| crate::queue::Sent {
+            local,
+            server: sent_srv,
+        }),
         attempts: whole(&get(o, &k.attempts), f64::from(u32::MAX))
             .map(|n| n as u32)
             .ok_or_else(|| bad("attempts", "a non-negative integer"))?,
@@ -184,6 +212,16 @@ fn record_fields(k: &Keys, o: &JsValue, versioned: bool) -> Result<Record, Strin
             )
         },
     })
+}
+
+/// `record.sentAt`/`sentSrv` of a stored dead letter (for [`Stored::Added`]'s `dead_sent`),
+/// when readable.
+///
+/// [`Stored::Added`]: crate::engine::Stored::Added
+pub fn sent_of(k: &Keys, o: &JsValue) -> Option<crate::queue::Sent> {
+    let local = get(o, &k.sent_at).as_f64().filter(|n| n.is_finite())?;
+    let server = get(o, &k.sent_srv).as_f64().filter(|n| n.is_finite());
+    Some(crate::queue::Sent { local, server })
 }
 
 fn dead_fields(k: &Keys, o: &JsValue) -> Result<DeadLetter, String> {
@@ -217,7 +255,7 @@ fn dead_fields(k: &Keys, o: &JsValue) -> Result<DeadLetter, String> {
 
 /// Decodes a stored dead letter; garbage becomes a `corrupt_record` letter keeping the key,
 /// with the reason as its message.
-pub(super) fn decode_dead(k: &Keys, o: &JsValue) -> DeadLetter {
+pub fn decode_dead(k: &Keys, o: &JsValue) -> DeadLetter {
     dead_fields(k, o).unwrap_or_else(|reason| DeadLetter {
         record: Record::unreadable(get(o, &k.key).as_string().unwrap_or_default()),
         code: String::from("corrupt_record"),

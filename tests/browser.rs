@@ -7,6 +7,9 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 #[path = "suite/common.rs"]
 mod common;
 
+#[path = "suite/tracker.rs"]
+mod tracker;
+
 #[path = "suite/track.rs"]
 mod track;
 

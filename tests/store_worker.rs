@@ -4,5 +4,8 @@
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
+#[path = "suite/store_api.rs"]
+mod store_api;
+
 #[path = "suite/store.rs"]
 mod store;

@@ -21,6 +21,9 @@ const tracker = new AutumnTracker({
   batchSize: Number(params.get("batch")),
   maxRetries: Number(params.get("retries")),
   timeoutMs: Number(params.get("timeout")),
+  // How long an attempt without an answer may still run at the server: the mock's longest
+  // stall (hold_claim_ms) is shorter.
+  confirmAfterMs: Number(params.get("confirm")),
   onEvent: (e) => {
     counts[e.type] = (counts[e.type] || 0) + 1;
     if (e.type === "queued") counts[`queued:${e.reason}`] = (counts[`queued:${e.reason}`] || 0) + 1;

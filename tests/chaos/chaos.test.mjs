@@ -49,6 +49,10 @@ const BASE_WEIGHTS = {
   error_500: 4,
   error_502: 4,
   drop_after_record: 6,
+  // The key claimed, the request stalled past the tracker's timeout, then failed and the claim
+  // released (what a running Autumn does when its database stalls): a 409 meanwhile proves
+  // nothing (issue 12, item 1).
+  hold_claim: 4,
 };
 // The "responses that lie", when the mock offers them (small shares: each slow one holds one
 // of Chromium's six connections per host until the tracker's timeout).
@@ -112,7 +116,14 @@ test(`chaos: ${EVENTS} events from a page, 30% faults, offline spells and reload
   const offered = await mockGet(mock.url, "/_mock/faults");
   const weights = { ...BASE_WEIGHTS };
   for (const [k, w] of Object.entries(LYING_WEIGHTS)) if (k in offered) weights[k] = w;
-  const faults = { ...scaleFaults(weights, FAULT_RATE), latency_ms: 2, latency_jitter_ms: 25, retry_after_secs: 1 };
+  const faults = {
+    ...scaleFaults(weights, FAULT_RATE),
+    latency_ms: 2,
+    latency_jitter_ms: 25,
+    retry_after_secs: 1,
+    // Stalls longer than the tracker's 2 s timeout and shorter than its 5 s confirmation window.
+    ...("hold_claim" in offered && { hold_claim_ms: 3000, hold_claim_status: 500 }),
+  };
   await setFaults(mock.url, faults);
   note(`faults ${JSON.stringify(faults)}`);
 
@@ -135,6 +146,7 @@ test(`chaos: ${EVENTS} events from a page, 30% faults, offline spells and reload
     batch: "1000",
     retries: "2",
     timeout: "2000",
+    confirm: "5000",
     customers: String(CUSTOMERS),
     run: RUN,
   });

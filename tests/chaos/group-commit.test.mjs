@@ -1,4 +1,4 @@
-// Group commit in js/store.js, in Chromium against real IndexedDB: a burst of concurrent puts
+// Group commit in js/store.js, in Chromium against real IndexedDB: a burst of concurrent adds
 // and deletes (offline track() calls, deliveries) is written in a few durable transactions
 // instead of one each, in the order asked for, with maxQueueSize kept inside the transaction —
 // without giving up what each caller was promised: its records are committed when its call
@@ -41,11 +41,11 @@ window.t = {
     // Each put checks, when it resolves, that its record is committed (seen by another connection).
     const seenAtResolve = await Promise.all(
       Array.from({ length: n }, (_, i) =>
-        store.op("put", [rec("k" + i, i)]).then(() => committedKeys(name).then((keys) => keys.includes("k" + i))),
+        store.op("add", { records: [rec("k" + i, i)] }).then(() => committedKeys(name).then((keys) => keys.includes("k" + i))),
       ),
     );
     const writes = started.readwrite - before.readwrite;
-    const counts = await Promise.all(Array.from({ length: 50 }, () => store.op("count")));
+    const counts = await Promise.all(Array.from({ length: 50 }, () => store.op("count").then((c) => c.queued)));
     const stored = (await store.op("load")).length;
     store.close();
     await deleteDatabase(name);
@@ -56,12 +56,12 @@ window.t = {
     const before = started.readwrite;
     // The first write goes alone; the rest wait and go together, applied in arrival order.
     await Promise.all([
-      store.op("put", [rec("x", 0)]),
-      store.op("put", [rec("a", 1), rec("b", 2)]),
+      store.op("add", { records: [rec("x", 0)] }),
+      store.op("add", { records: [rec("a", 1), rec("b", 2)] }),
       store.op("del", ["a", "x"]),
-      store.op("put", [rec("a", 3)]),
+      store.op("add", { records: [rec("a", 3)] }),
       store.op("del", ["b"]),
-      store.op("put", [rec("b", 4)]),
+      store.op("add", { records: [rec("b", 4)] }),
       store.op("del", ["b"]),
     ]);
     const writes = started.readwrite - before;
@@ -92,12 +92,12 @@ window.t = {
   async poisoned(name) {
     const { store } = await openStore("indexeddb", name);
     // Start one put so the next ones wait and go together in one group.
-    const first = store.op("put", [rec("first", 0)]);
+    const first = store.op("add", { records: [rec("first", 0)] });
     const outcomes = await Promise.allSettled([
       first,
-      store.op("put", [rec("a1", 1), rec("a2", 2)]),
-      store.op("put", [rec("b1", 3), { key: undefined, seq: 4 }]), // not a valid key: DataError
-      store.op("put", [rec("c1", 5)]),
+      store.op("add", { records: [rec("a1", 1), rec("a2", 2)] }),
+      store.op("add", { records: [rec("b1", 3), { key: undefined, seq: 4 }] }), // not a valid key: DataError
+      store.op("add", { records: [rec("c1", 5)] }),
     ]);
     const keys = (await store.op("load")).map((r) => r.key);
     store.close();

@@ -379,13 +379,16 @@ describe("the demo page (www/) end to end", () => {
     const demoOffline = async () => (await (await fetch(`${demo.url}/api/demo/offline`)).json()).offline;
     const faults = () => mockGet("/_mock/faults");
     try {
-      // "Recorded, then the connection dropped" (the demo server answers 502): the retry gets
-      // 409, reported as a duplicate — counted once.
+      // "Recorded, then the connection dropped" (the demo server answers 502): the retry's 409
+      // may belong to the attempt that got no answer, so it proves nothing yet — queued; once
+      // that attempt must have ended (the demo's 10 s window) the queue's resend gets 409 again,
+      // now proof: a duplicate, counted once.
       await setEvent(page, customer);
       await page.selectOption("#fault", "drop_after_record");
       await page.click("#track");
-      await page.waitForSelector("#results tbody tr:first-child td.outcome.duplicate", { timeout: 15_000 });
-      assert.equal(await textOf(page, "#results tbody tr:first-child td:nth-child(4)"), "2", "attempts");
+      await page.waitForSelector("#results tbody tr:first-child td.outcome.queued", { timeout: 15_000 });
+      assert.equal(await textOf(page, "#results tbody tr:first-child td.outcome"), "queued (unconfirmed)");
+      await page.waitForSelector("#results tbody tr:first-child td.outcome.duplicate", { timeout: 30_000 });
       await page.selectOption("#fault", "");
       await waitNumber(page, "st-duplicates", 1);
       await waitNumber(page, "st-queued", 0);

@@ -31,7 +31,10 @@ test("tracks and returns Autumn's balance", async () => {
   assert.deepEqual(ev.properties, { plan: "pro", ratio: 0.1, big: 1e300 }, "non-integers survive the wire exactly");
   assert.equal(ev.headers.authorization, `Bearer ${KEY}`);
   assert.equal(ev.headers["x-api-version"], "2.3.0");
-  assert.equal(ev.headers["idempotency-key"], r.idempotencyKey);
+  // The key goes in the body only: Autumn's Idempotency-Key header claims are shared with its
+  // other routes (a business id used there too would make this track a 409).
+  assert.equal(ev.headers["idempotency-key"], undefined);
+  assert.equal(ev.idempotency_key, r.idempotencyKey);
 });
 
 test("REST spellings work; a second send of a key is a duplicate", async () => {
@@ -96,7 +99,9 @@ test("in Node the queue is in memory: it says so once, queues, and flush() deliv
   const key = uid("k503");
   await fetch(`${MOCK}/_mock/faults`, { method: "POST", body: JSON.stringify({ scripts: { [key]: ["503", "503", "503"] } }) });
   const r = await t.track({ customerId: uid("cus"), featureId: "messages", idempotencyKey: key });
-  assert.deepEqual(r, { status: "queued", idempotencyKey: key, reason: "server_error" });
+  const { message, ...rest } = r;
+  assert.deepEqual(rest, { status: "queued", idempotencyKey: key, reason: "server_error", storage: "memory" }, "and where it waits");
+  assert.match(message, /HTTP 503/);
   const p = await t.pending();
   assert.equal(p.storage, "memory");
   assert.equal(p.queued, 1);

@@ -7,8 +7,8 @@ const [pkg, mockUrl, scenario] = process.argv.slice(2);
 const uncaught = [];
 process.on("uncaughtException", (e) => uncaught.push(String(e)));
 process.on("unhandledRejection", (e) => uncaught.push(String(e)));
-await import(`${pkg}/js/node.js`); // instantiates the wasm, installs the panic hook
-const { AutumnTracker } = await import(`${pkg}/js/recover.js`);
+// Instantiates the wasm and installs the panic hook.
+const { AutumnTracker } = await import(`${pkg}/js/node.js`);
 
 const uid = (p) => `${p}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 10)}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -23,6 +23,9 @@ const t = new AutumnTracker({
   baseUrl: mockUrl,
   maxRetries: 1,
   timeoutMs: 2000,
+  // A reset connection got no answer: its replay waits this long (the attempt might still be
+  // running at Autumn) — kept short here.
+  confirmAfterMs: 2000,
   onEvent: (e) => events.push(e.type),
 });
 const out = { scenario };

@@ -78,7 +78,7 @@ const PRELUDE = `
   // A promise that never settles would hang the test: give up after 10 s instead.
   const bounded = (p) => Promise.race([settle(p), sleep(10000).then(() => ({ hung: true }))]);
   const t = new lib.AutumnTracker({ secretKey: "am_sk_test_panic", dangerouslyAllowBrowser: true,
-    baseUrl: mock, queueName: uid("db"), maxRetries: 1, timeoutMs: 2000 });
+    baseUrl: mock, queueName: uid("db"), maxRetries: 1, timeoutMs: 2000, confirmAfterMs: 2000 });
   const good = async () => {
     const key = uid("good");
     const r = await bounded(t.track(ev(key)));
@@ -166,7 +166,7 @@ test("Chromium: a panic in the middle of a drain releases the tab lock; every ev
     await faults({ outage: true, outage_mode: "reset" });
     const q = (await bounded(t.track(ev(later)))).ok?.status;
     await faults({ clear: true });
-    const f3 = await bounded(t.flush());
+    const f3 = await drainAll();
     const rec3 = await recorded(later);
     t.close();
     return { queued, f1, f2, rec, g, q, f3, rec3 };

@@ -16,7 +16,7 @@
     clippy::indexing_slicing
 )]
 
-use autumn_track::AutumnTracker;
+use crate::tracker::AutumnTracker;
 use js_sys::{Function, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;

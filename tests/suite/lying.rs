@@ -9,7 +9,7 @@
     clippy::indexing_slicing
 )]
 
-use autumn_track::AutumnTracker;
+use crate::tracker::AutumnTracker;
 use js_sys::{Array, Function, Promise, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -79,7 +79,7 @@ async fn sleep(ms: i32) {
 /// A tracker with its own IndexedDB queue, and the log of its events.
 fn tracker(db: &str, extra: &str) -> (AutumnTracker, Array) {
     let opts = format!(
-        r#"{{"secretKey":"{KEY}","baseUrl":"{}","dangerouslyAllowBrowser":true,"queue":"indexeddb","queueName":"{db}","maxRetries":1{}{extra}}}"#,
+        r#"{{"secretKey":"{KEY}","baseUrl":"{}","dangerouslyAllowBrowser":true,"queue":"indexeddb","queueName":"{db}","maxRetries":1,"timeoutMs":1500,"confirmAfterMs":2000{}{extra}}}"#,
         mock(),
         if extra.is_empty() { "" } else { "," }
     );
@@ -191,7 +191,14 @@ async fn html_5xx_pages_are_retried_then_queued_with_the_same_key() {
     script(&key, &["html_502", "html_503"]).await;
     let r = track(&t, event(&customer, &key)).await.expect("queued");
     assert_eq!(s(&r, "status"), "queued");
-    assert_eq!(s(&r, "reason"), "server_error");
+    // A proxy's page, not Autumn's answer: the request may have reached Autumn and still run
+    // there, so the replay waits out the confirmation window before a 409 or a batch.
+    assert_eq!(s(&r, "reason"), "unanswered");
+    assert!(
+        s(&r, "message").contains("may still be running"),
+        "{}",
+        s(&r, "message")
+    );
     assert_eq!(s(&r, "idempotencyKey"), key);
     assert_eq!(events_of(&log, "queued", &key), 1);
     for m in messages(&log) {
@@ -233,28 +240,24 @@ async fn a_2xx_with_a_garbage_or_truncated_body_is_delivered() {
 }
 
 #[wasm_bindgen_test]
-async fn a_4xx_html_page_or_truncated_refusal_is_a_bounded_http_error() {
+async fn a_403_page_is_held_and_a_truncated_refusal_is_a_bounded_http_error() {
     let db = uid("lie_db");
     let (t, log) = tracker(&db, "");
     let customer = uid("cus");
 
+    // A 403 (here a proxy's HTML page) says the caller may not send now — a session, a key —
+    // not that the event is wrong: with a queue it is kept, and delivered once that passes.
     let key = uid("html403");
     script(&key, &["html_403"]).await;
-    let e = track(&t, event(&customer, &key))
-        .await
-        .expect_err("refused");
-    assert!(e.is_instance_of::<js_sys::Error>());
-    assert_eq!(s(&e, "name"), "TrackError");
-    assert_eq!(s(&e, "code"), "http_error");
-    assert_eq!(num(&e, "status"), 403.0);
-    assert_eq!(s(&e, "idempotencyKey"), key);
-    let msg = s(&e, "message");
-    assert!(
-        msg.starts_with("refused without an Autumn answer (HTTP 403); it may have been recorded"),
-        "{msg}"
-    );
+    let r = track(&t, event(&customer, &key)).await.expect("held");
+    assert_eq!(s(&r, "status"), "queued");
+    assert_eq!(s(&r, "reason"), "unauthorized");
+    let msg = s(&r, "message");
+    assert!(msg.starts_with("HTTP 403"), "{msg}");
     assert_bounded(&msg);
     assert_eq!(recorded(&key).await, 0);
+    drain_all(&t, 20).await;
+    assert_eq!(recorded(&key).await, 1);
 
     // Autumn's refusal, cut in half on the way: the status survives, the code cannot.
     let key = uid("trunc404");
@@ -273,6 +276,15 @@ async fn a_4xx_html_page_or_truncated_refusal_is_a_bounded_http_error() {
 
     // The caller has the error: nothing stays queued to be resent unchanged.
     assert_eq!(queued(&t).await, 0.0);
+    assert!(e.is_instance_of::<js_sys::Error>());
+    assert_eq!(s(&e, "name"), "TrackError");
+    assert_eq!(s(&e, "idempotencyKey"), key);
+    assert!(
+        s(&e, "message")
+            .starts_with("refused without an Autumn answer (HTTP 404); it may have been recorded"),
+        "{}",
+        s(&e, "message")
+    );
     for m in messages(&log) {
         assert_bounded(&m);
     }
@@ -287,7 +299,7 @@ async fn a_4xx_html_page_or_truncated_refusal_is_a_bounded_http_error() {
 #[wasm_bindgen_test]
 async fn a_proxy_refusal_after_an_unanswered_recording_is_not_a_proof_of_loss() {
     let opts = format!(
-        r#"{{"secretKey":"{KEY}","baseUrl":"{}","dangerouslyAllowBrowser":true,"queue":"off","maxRetries":1}}"#,
+        r#"{{"secretKey":"{KEY}","baseUrl":"{}","dangerouslyAllowBrowser":true,"queue":"off","maxRetries":1,"timeoutMs":1500,"confirmAfterMs":2000}}"#,
         mock()
     );
     let t = AutumnTracker::new(json(&opts)).unwrap_or_else(|e| panic!("tracker: {e:?}"));
@@ -311,8 +323,20 @@ async fn a_proxy_refusal_after_an_unanswered_recording_is_not_a_proof_of_loss() 
     assert_eq!(num(&v, "count"), 1.0);
     let ev = js_sys::Reflect::get(&get(&v, "events"), &0.into()).unwrap();
     assert_eq!(get(&ev, "dropped_after_record"), JsValue::TRUE);
-    // The remedy the message names: the same key again is a duplicate, not a second count.
-    let r = track(&t, event(&customer, &s(&e, "idempotencyKey")))
+    // The remedy the message names: the same key again. At once, a 409 proves nothing (the
+    // attempt that got no answer might still be running at Autumn): `unavailable`, with when
+    // to resend; then, a duplicate, not a second count.
+    let early = track(&t, event(&customer, &key))
+        .await
+        .expect_err("not confirmed yet");
+    assert_eq!(s(&early, "code"), "unavailable");
+    assert_eq!(num(&early, "status"), 409.0);
+    // The window (2 s here) from the unanswered send, on the server's clock too when its `Date`
+    // is known: that clock reads to the second, so up to 2 s more (queue::STAMP_SLOP_MS).
+    let wait = num(&early, "retryAfterMs");
+    assert!((0.0..=4000.0 + 100.0).contains(&wait), "{wait}");
+    sleep(wait as i32 + 100).await;
+    let r = track(&t, event(&customer, &key))
         .await
         .expect("resent with its key");
     assert_eq!(s(&r, "status"), "duplicate");

@@ -7,7 +7,7 @@
     clippy::indexing_slicing
 )]
 
-use autumn_track::AutumnTracker;
+use crate::tracker::AutumnTracker;
 use js_sys::{Array, Reflect, JSON};
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -72,7 +72,7 @@ async fn sleep(ms: i32) {
 
 fn tracker(base: &str, db: &str, extra: &str) -> AutumnTracker {
     let opts = format!(
-        r#"{{"secretKey":"{KEY}","baseUrl":"{base}","dangerouslyAllowBrowser":true,"queueName":"{db}","maxRetries":1,"timeoutMs":2000{}{extra}}}"#,
+        r#"{{"secretKey":"{KEY}","baseUrl":"{base}","dangerouslyAllowBrowser":true,"queueName":"{db}","maxRetries":1,"timeoutMs":2000,"confirmAfterMs":2500{}{extra}}}"#,
         if extra.is_empty() { "" } else { "," }
     );
     AutumnTracker::new(json(&opts)).unwrap_or_else(|e| panic!("tracker: {e:?}"))

@@ -8,8 +8,10 @@
     clippy::indexing_slicing
 )]
 
-use autumn_track::__store::{delete_database, describe, Kind, Store};
-use autumn_track::queue::{DeadLetter, Record};
+use crate::store_api::{delete_database, describe, Kind, Store};
+use autumn_track::queue::{DeadLetter, Record, Sent};
+#[allow(unused_imports)]
+use js_sys::Reflect as _;
 use js_sys::{Array, Function, Promise, JSON};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
@@ -28,9 +30,11 @@ fn rec(key: &str, seq: f64) -> Record {
         body: format!(r#"{{"customer_id":"cus_{key}","feature_id":"msg","value":1}}"#),
         ts: None,
         created_at: 1_700_000_000_000.0 + seq,
+        server_created: None,
         attempts: 0,
         next_at: 0.0,
         last_error: None,
+        sent_at: None,
     }
 }
 
@@ -145,7 +149,6 @@ both_kinds!(
     reopen_sees_the_data,
     dead_letters,
     empty_batches,
-    refuses_non_finite_numbers,
     closed_store_fails,
     large_batch,
     add_keeps_the_limit,
@@ -158,6 +161,11 @@ async fn round_trip(kind: Kind) {
     a.attempts = 4_000_000_000;
     a.next_at = 1_700_000_012_345.25;
     a.last_error = Some("HTTP 503 — «unavailable» 🚧".to_string());
+    a.server_created = Some(1_700_000_000_999.5);
+    a.sent_at = Some(Sent {
+        local: 1_700_000_001_000.0,
+        server: Some(1_700_000_003_000.25),
+    });
     let mut b = rec("a-key", 1.0);
     b.customer = "cus_ünïcödé_𝄞".to_string();
     b.body = r#"{"properties":{"emoji":"🎉","quote":"\"","nl":"\n"}}"#.to_string();
@@ -165,7 +173,11 @@ async fn round_trip(kind: Kind) {
     b.seq = 1.0;
     let mut c = rec("c-key", 2.5);
     c.ts = Some(-5.0);
-    store.put(&[a.clone(), b.clone(), c.clone()]).await.unwrap();
+    c.sent_at = Some(Sent {
+        local: 7.0,
+        server: None,
+    });
+    store.add(&[a.clone(), b.clone(), c.clone()]).await.unwrap();
     assert_eq!(loaded(&store).await, vec![b, c, a]);
     assert_eq!(store.count().await.unwrap(), 3);
     finish(store, &name).await;
@@ -174,19 +186,26 @@ async fn round_trip(kind: Kind) {
 async fn replace_by_key(kind: Kind) {
     let (store, name) = fresh(kind).await;
     let a = rec("k1", 1.0);
-    store.put(&[a.clone(), rec("k2", 2.0)]).await.unwrap();
+    let added = store.add(&[a.clone(), rec("k2", 2.0)]).await.unwrap();
+    assert!(added.existing.is_empty() && added.evicted.is_empty());
+    // `add` keeps a key already queued as it is (a resend of a queued event keeps its age).
     let mut a2 = a.clone();
     a2.attempts = 2;
     a2.next_at = 99.0;
+    a2.created_at = 5.0;
     a2.last_error = Some("timeout".to_string());
-    store.put(std::slice::from_ref(&a2)).await.unwrap();
+    let again = store.add(std::slice::from_ref(&a2)).await.unwrap();
+    assert_eq!(again.existing, ["k1"]);
+    assert_eq!(loaded(&store).await[0], a);
+    // `update` replaces what is there, and ignores what is gone.
+    store.update(&[a2.clone(), rec("gone", 3.0)]).await.unwrap();
     let all = loaded(&store).await;
     assert_eq!(all.len(), 2);
     assert_eq!(all[0], a2);
     // Within one batch the last write of a key wins.
     let mut a3 = a2.clone();
     a3.attempts = 3;
-    store.put(&[a2.clone(), a3.clone()]).await.unwrap();
+    store.update(&[a2.clone(), a3.clone()]).await.unwrap();
     assert_eq!(loaded(&store).await[0], a3);
     assert_eq!(store.count().await.unwrap(), 2);
     finish(store, &name).await;
@@ -196,7 +215,7 @@ async fn delete_and_count(kind: Kind) {
     let (store, name) = fresh(kind).await;
     assert_eq!(store.count().await.unwrap(), 0);
     store
-        .put(&[rec("x", 1.0), rec("y", 2.0), rec("z", 3.0)])
+        .add(&[rec("x", 1.0), rec("y", 2.0), rec("z", 3.0)])
         .await
         .unwrap();
     assert_eq!(store.count().await.unwrap(), 3);
@@ -216,7 +235,7 @@ async fn ties_order_by_key(kind: Kind) {
     let (store, name) = fresh(kind).await;
     // UTF-16 order: U+FF5E sorts after U+1F600 (a surrogate pair starts with 0xD83D).
     store
-        .put(&[
+        .add(&[
             rec("~", 5.0),
             rec("b", 5.0),
             rec("😀", 5.0),
@@ -225,7 +244,7 @@ async fn ties_order_by_key(kind: Kind) {
         ])
         .await
         .unwrap();
-    store.put(&[rec("\u{ff5e}", 5.0)]).await.unwrap();
+    store.add(&[rec("\u{ff5e}", 5.0)]).await.unwrap();
     assert_eq!(
         keys(&loaded(&store).await),
         ["z", "a", "b", "~", "😀", "\u{ff5e}"]
@@ -237,12 +256,12 @@ async fn max_seq_spans_queue_and_dead(kind: Kind) {
     let (store, name) = fresh(kind).await;
     assert_eq!(store.max_seq().await.unwrap(), 0.0);
     store
-        .put(&[rec("a", 5.0), rec("b", 9.0), rec("c", 7.0)])
+        .add(&[rec("a", 5.0), rec("b", 9.0), rec("c", 7.0)])
         .await
         .unwrap();
     assert_eq!(store.max_seq().await.unwrap(), 9.0);
     store
-        .put_dead(&[letter(&rec("d", 12.0), None)])
+        .move_to_dead(&[letter(&rec("d", 12.0), None)])
         .await
         .unwrap();
     assert_eq!(store.max_seq().await.unwrap(), 12.0);
@@ -250,7 +269,7 @@ async fn max_seq_spans_queue_and_dead(kind: Kind) {
     store.delete(&["b".to_string()]).await.unwrap();
     assert_eq!(store.max_seq().await.unwrap(), 7.0);
     store
-        .put(&[rec("big", 9_007_199_254_740_991.0)])
+        .add(&[rec("big", 9_007_199_254_740_991.0)])
         .await
         .unwrap();
     assert_eq!(store.max_seq().await.unwrap(), 9_007_199_254_740_991.0);
@@ -260,7 +279,7 @@ async fn max_seq_spans_queue_and_dead(kind: Kind) {
 async fn reopen_sees_the_data(kind: Kind) {
     let (store, name) = fresh(kind).await;
     let recs = [rec("r1", 1.0), rec("r2", 2.0)];
-    store.put(&recs).await.unwrap();
+    store.add(&recs).await.unwrap();
     store
         .move_to_dead(&[letter(&recs[0], Some(404))])
         .await
@@ -278,7 +297,7 @@ async fn reopen_sees_the_data(kind: Kind) {
     assert_eq!(again.max_seq().await.unwrap(), 2.0);
     // Two open handles on one name see each other's writes.
     let (third, _) = Store::open(kind, &name).await;
-    third.put(&[rec("r3", 3.0)]).await.unwrap();
+    third.add(&[rec("r3", 3.0)]).await.unwrap();
     assert_eq!(again.count().await.unwrap(), 2);
     third.close();
     drop(third);
@@ -288,7 +307,7 @@ async fn reopen_sees_the_data(kind: Kind) {
 async fn dead_letters(kind: Kind) {
     let (store, name) = fresh(kind).await;
     let recs = [rec("d1", 1.0), rec("d2", 2.0), rec("d3", 3.0)];
-    store.put(&recs).await.unwrap();
+    store.add(&recs).await.unwrap();
     let mut with_details = letter(&recs[2], Some(422));
     with_details.record.last_error = Some("HTTP 422".to_string());
     with_details.record.ts = Some(5.0);
@@ -309,11 +328,11 @@ async fn dead_letters(kind: Kind) {
         vec![letter(&recs[0], None)]
     );
 
-    // put_dead replaces by key; delete_dead empties.
+    // move_to_dead replaces a letter by key; delete_dead empties.
     let mut changed = letter(&recs[0], Some(400));
     changed.code = "expired".to_string();
     store
-        .put_dead(std::slice::from_ref(&changed))
+        .move_to_dead(std::slice::from_ref(&changed))
         .await
         .unwrap();
     assert_eq!(store.load_dead().await.unwrap(), vec![changed]);
@@ -328,9 +347,9 @@ async fn dead_letters(kind: Kind) {
 
 async fn empty_batches(kind: Kind) {
     let (store, name) = fresh(kind).await;
-    store.put(&[]).await.unwrap();
+    store.add(&[]).await.unwrap();
+    store.update(&[]).await.unwrap();
     store.delete(&[]).await.unwrap();
-    store.put_dead(&[]).await.unwrap();
     store.delete_dead(&[]).await.unwrap();
     store.move_to_dead(&[]).await.unwrap();
     store.revive(&[]).await.unwrap();
@@ -339,39 +358,45 @@ async fn empty_batches(kind: Kind) {
     finish(store, &name).await;
 }
 
-async fn refuses_non_finite_numbers(kind: Kind) {
-    let (store, name) = fresh(kind).await;
-    let mut nan = rec("nan", f64::NAN);
-    assert!(store.put(&[rec("ok", 1.0), nan.clone()]).await.is_err());
-    nan.seq = 2.0;
-    nan.ts = Some(f64::INFINITY);
-    assert!(store.put(std::slice::from_ref(&nan)).await.is_err());
-    let mut d = letter(&rec("dead", 3.0), None);
-    d.failed_at = f64::NAN;
-    assert!(store.move_to_dead(std::slice::from_ref(&d)).await.is_err());
-    assert!(store.put_dead(&[d]).await.is_err());
-    // Nothing of a refused batch was written.
-    assert_eq!(store.count().await.unwrap(), 0);
-    assert!(store.load_dead().await.unwrap().is_empty());
-    finish(store, &name).await;
-}
-
 async fn add_keeps_the_limit(kind: Kind) {
     let (store, name) = fresh(kind).await;
-    // Without a limit, add is put.
-    assert!(store.add(&[rec("a", 1.0)]).await.unwrap().is_empty());
-    let busy = Function::new_with_args("k", "return k === 'b';");
-    store.limit(3, &busy);
+    let now = 1_700_000_000_000.0;
+    // Without a limit, nothing is set aside.
+    assert!(store
+        .add(&[rec("a", 1.0)])
+        .await
+        .unwrap()
+        .evicted
+        .is_empty());
     let mut leased = rec("c", 3.0);
-    leased.next_at = 9e15; // a track() call's lease
-    store.put(&[rec("b", 2.0), leased]).await.unwrap();
+    leased.next_at = now + 30_000.0; // a track() call's lease
+    store.add(&[rec("b", 2.0), leased]).await.unwrap();
+    let lim = |max| Some((max, &["b"][..], now));
     // Over by one: the oldest goes.
-    assert_eq!(store.add(&[rec("d", 4.0)]).await.unwrap(), ["a"]);
+    assert_eq!(
+        store
+            .add_bounded(&[rec("d", 4.0)], lim(3))
+            .await
+            .unwrap()
+            .evicted,
+        ["a"]
+    );
     // b is busy (this tab sends it) and c leased (a track() call's): the next oldest goes.
-    assert_eq!(store.add(&[rec("e", 5.0)]).await.unwrap(), ["d"]);
+    assert_eq!(
+        store
+            .add_bounded(&[rec("e", 5.0)], lim(3))
+            .await
+            .unwrap()
+            .evicted,
+        ["d"]
+    );
     // Over by two in one call, oldest first (a new record included).
     assert_eq!(
-        store.add(&[rec("f", 6.0), rec("g", 7.0)]).await.unwrap(),
+        store
+            .add_bounded(&[rec("f", 6.0), rec("g", 7.0)], lim(3))
+            .await
+            .unwrap()
+            .evicted,
         ["e", "f"]
     );
     assert_eq!(keys(&loaded(&store).await), ["b", "c", "g"]);
@@ -387,17 +412,45 @@ async fn add_keeps_the_limit(kind: Kind) {
         .iter()
         .all(|d| d.code == "queue_full" && d.record.seq >= 1.0));
     assert_eq!(dead[0].record, rec("a", 1.0));
+    // A lease that reaches hours ahead (a clock set back) holds nothing.
+    let mut stale = rec("h", 0.5);
+    stale.next_at = now + 3_600_000.0;
+    store.add(&[stale]).await.unwrap();
+    assert_eq!(
+        store
+            .add_bounded(&[rec("i", 8.0)], lim(4))
+            .await
+            .unwrap()
+            .evicted,
+        ["h"]
+    );
+    // A key with a dead letter that was marked as sent says so (an earlier attempt may run).
+    let mut sent = rec("s", 9.0);
+    sent.sent_at = Some(Sent {
+        local: 1.0,
+        server: None,
+    });
+    store.add(std::slice::from_ref(&sent)).await.unwrap();
+    store.move_to_dead(&[letter(&sent, None)]).await.unwrap();
+    assert_eq!(store.add(&[rec("s", 10.0)]).await.unwrap().dead_sent, ["s"]);
+    assert!(store
+        .add(&[rec("t", 11.0)])
+        .await
+        .unwrap()
+        .dead_sent
+        .is_empty());
     finish(store, &name).await;
 }
 
 async fn closed_store_fails(kind: Kind) {
     let (store, name) = fresh(kind).await;
-    store.put(&[rec("a", 1.0)]).await.unwrap();
+    store.add(&[rec("a", 1.0)]).await.unwrap();
     assert!(!store.is_closed());
     store.close();
     assert!(store.is_closed());
-    let e = store.put(&[rec("b", 2.0)]).await.unwrap_err();
+    let e = store.add(&[rec("b", 2.0)]).await.unwrap_err();
     assert!(e.contains("closed"), "{e}");
+    assert!(store.update(&[rec("a", 1.0)]).await.is_err());
     assert!(store.load().await.is_err());
     assert!(store.count().await.is_err());
     assert!(store.max_seq().await.is_err());
@@ -418,7 +471,7 @@ async fn large_batch(kind: Kind) {
         })
         .collect();
     let t0 = js_sys::Date::now();
-    store.put(&recs).await.unwrap();
+    store.add(&recs).await.unwrap();
     let put_ms = js_sys::Date::now() - t0;
     let t1 = js_sys::Date::now();
     let all = loaded(&store).await;
@@ -450,7 +503,7 @@ async fn auto_opens_indexed_db() {
 async fn garbage_records_come_back_as_errors() {
     let (store, name) = fresh(Kind::IndexedDb).await;
     store
-        .put(&[rec("good2", 2.0), rec("good1", 1.0)])
+        .add(&[rec("good2", 2.0), rec("good1", 1.0)])
         .await
         .unwrap();
     let valid = r#""seq":3,"customer":"c","body":"{}","createdAt":1,"attempts":0,"nextAt":0"#;
@@ -510,7 +563,7 @@ async fn garbage_records_come_back_as_errors() {
 async fn garbage_dead_letters_come_back_as_corrupt_records() {
     let (store, name) = fresh(Kind::IndexedDb).await;
     let ok = letter(&rec("ok", 1.0), Some(404));
-    store.put_dead(std::slice::from_ref(&ok)).await.unwrap();
+    store.move_to_dead(std::slice::from_ref(&ok)).await.unwrap();
     raw_put(
         &name,
         "dead",
@@ -548,12 +601,12 @@ async fn garbage_dead_letters_come_back_as_corrupt_records() {
 #[wasm_bindgen_test]
 async fn another_tabs_upgrade_closes_the_connection() {
     let (store, name) = fresh(Kind::IndexedDb).await;
-    store.put(&[rec("a", 1.0)]).await.unwrap();
+    store.add(&[rec("a", 1.0)]).await.unwrap();
     // A newer schema elsewhere: our connection must let go rather than block it.
     let v = raw_open_version(&name, 2).await.unwrap();
     assert_eq!(v.as_f64(), Some(2.0));
     assert!(store.is_closed());
-    let e = store.put(&[rec("b", 2.0)]).await.unwrap_err();
+    let e = store.add(&[rec("b", 2.0)]).await.unwrap_err();
     assert!(e.contains("closed"), "{e}");
     drop(store);
     // Reopening with the older schema falls back to memory and says why.
@@ -575,7 +628,7 @@ async fn foreign_database_falls_back_to_memory() {
         let reason = reason.unwrap();
         assert!(reason.contains("layout"), "{reason}");
         // The fallback works like any store.
-        store.put(&[rec("m", 1.0)]).await.unwrap();
+        store.add(&[rec("m", 1.0)]).await.unwrap();
         assert_eq!(store.count().await.unwrap(), 1);
         store.delete(&["m".to_string()]).await.unwrap();
         store.close();
@@ -631,7 +684,7 @@ async fn an_open_that_never_settles_times_out_to_memory() {
     JsFuture::from(Promise::from(done)).await.unwrap();
     let (store, reason) = Store::open(Kind::IndexedDb, &name).await;
     assert_eq!(reason, None);
-    store.put(&[rec("after", 1.0)]).await.unwrap();
+    store.add(&[rec("after", 1.0)]).await.unwrap();
     assert_eq!(store.count().await.unwrap(), 1);
     finish(store, &name).await;
 }

@@ -7,7 +7,7 @@
     clippy::indexing_slicing
 )]
 
-use autumn_track::AutumnTracker;
+use crate::tracker::AutumnTracker;
 use js_sys::{Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -81,7 +81,7 @@ fn expect_error(e: &JsValue, code: &str) {
 }
 
 #[wasm_bindgen_test]
-async fn delivers_with_key_headers_and_balance() {
+async fn delivers_with_body_key_headers_and_balance() {
     let t = tracker("");
     let customer = uid("cus");
     let r = track(&t, json(&format!(r#"{{"customerId":"{customer}","featureId":"messages","value":3,"properties":{{"model":"m1"}}}}"#)))
@@ -103,7 +103,12 @@ async fn delivers_with_key_headers_and_balance() {
     let headers = get(&ev, "headers");
     assert_eq!(s(&headers, "authorization"), format!("Bearer {KEY}"));
     assert_eq!(s(&headers, "x-api-version"), "2.3.0");
-    assert_eq!(s(&headers, "idempotency-key"), key);
+    // The key rides in the body only: a header key would share its claim with every other
+    // Autumn route (issue 12, item 10).
+    assert!(
+        get(&headers, "idempotency-key").is_undefined(),
+        "no Idempotency-Key header"
+    );
     assert_eq!(s(&headers, "content-type"), "application/json");
 }
 
@@ -306,13 +311,33 @@ async fn unknown_feature_is_final_with_autumns_code() {
 }
 
 #[wasm_bindgen_test]
-async fn bad_key_is_final_401_and_never_echoed() {
-    // A malformed key, passed as a proxy would pass its own header.
+async fn a_bad_key_is_refused_and_never_echoed() {
+    // A malformed key, passed as a proxy would pass its own header. Without a queue, the 401
+    // is the caller's error; with one, the event is kept until the key is fixed (a 401 says
+    // nothing about the event), and the message does not echo the key either.
     let t = AutumnTracker::new(json(&format!(
-        r#"{{"baseUrl":"{}","headers":{{"Authorization":"Bearer nonsense_key_123"}}}}"#,
+        r#"{{"baseUrl":"{}","queue":"off","headers":{{"Authorization":"Bearer nonsense_key_123"}}}}"#,
         mock()
     )))
     .unwrap();
+    let queued = AutumnTracker::new(json(&format!(
+        r#"{{"baseUrl":"{}","queue":"memory","headers":{{"Authorization":"Bearer nonsense_key_123"}}}}"#,
+        mock()
+    )))
+    .unwrap();
+    let r = track(
+        &queued,
+        json(&format!(
+            r#"{{"customerId":"{}","featureId":"messages"}}"#,
+            uid("cus")
+        )),
+    )
+    .await
+    .expect("kept");
+    assert_eq!(s(&r, "status"), "queued");
+    assert_eq!(s(&r, "reason"), "unauthorized");
+    assert!(!s(&r, "message").contains("nonsense_key_123"));
+    queued.close();
     let e = track(
         &t,
         json(&format!(

@@ -19,7 +19,7 @@ export async function example(): Promise<number | null> {
   }
   if (r.status === "queued") {
     const reason: string = r.reason;
-    return reason.length;
+    return reason.length + r.message.length;
   }
   // Narrowed: a duplicate has no response.
   // @ts-expect-error response only exists on "delivered"
@@ -46,6 +46,8 @@ tracker.track({ customerId: "c", featureId: "f", value: "1" });
 new AutumnTracker({ secretkey: "am_sk_test_x" });
 // @ts-expect-error properties must be JSON
 tracker.track({ customerId: "c", featureId: "f", properties: { f: () => 1 } });
+// @ts-expect-error unknown input field
+tracker.track({ customerId: "c", featureId: "f", customer: "c" });
 
 export async function queue(): Promise<void> {
   const t = new AutumnTracker({
@@ -64,11 +66,15 @@ export async function queue(): Promise<void> {
   const storage: "indexeddb" | "memory" | "off" = p.storage;
   for (const d of await t.deadLetters()) {
     const code: string = d.code;
+    const body = d.event?.["customer_id"];
     void code;
+    void body;
   }
   await t.discard(["k"]);
   await t.retryDeadLetters();
   await t.retryDeadLetters(["k"]);
+  const body = t.validate({ customerId: "c", featureId: "f" });
+  void body["idempotency_key"];
   t.close();
   void n;
   void storage;
@@ -76,12 +82,21 @@ export async function queue(): Promise<void> {
 
 // @ts-expect-error queue kinds are a closed set
 new AutumnTracker({ queue: "disk" });
+// @ts-expect-error discard takes keys
+void tracker.discard();
+// @ts-expect-error wasm-bindgen's free() is not part of the tracker
+tracker.free();
 
 export function worker(ctx: { waitUntil(p: Promise<unknown>): void }): Promise<TrackResult> {
   const bound = tracker.withContext(ctx);
   void bound.flush();
+  const same: AutumnTracker = bound.tracker;
+  void same;
   return bound.track({ customerId: "c", featureId: "f" });
 }
+
+// @ts-expect-error withContext needs a waitUntil
+tracker.withContext({});
 
 // Cloudflare Queues (Node and Workers entries): the producer option and the consumer.
 
@@ -96,22 +111,29 @@ export async function edge(env: Env, ctx: { waitUntil(p: Promise<unknown>): void
   const r = await t.withContext(ctx).track({ customerId: "c", featureId: "f" });
   if (r.status === "queued") {
     const where: "cloudflare" | "memory" | undefined = r.queue;
-    return `${r.reason} ${where} ${r.message ?? ""}`;
+    return `${r.reason} ${where} ${r.message}`;
   }
   const f = await t.flush();
   return String(f.handedOver ?? 0);
 }
 
 export async function consumer(batch: MessageBatchLike, env: Env): Promise<number> {
-  const report: TrackQueueReport = await handleTrackQueue(batch, { secretKey: env.AUTUMN_SECRET_KEY, deadLetter: env.TRACK_REFUSED });
+  const report: TrackQueueReport = await handleTrackQueue(batch, {
+    secretKey: env.AUTUMN_SECRET_KEY,
+    requeue: env.TRACK_QUEUE,
+    deadLetter: env.TRACK_REFUSED,
+  });
   await handleTrackQueue(batch, {
     secretKey: env.AUTUMN_SECRET_KEY,
+    requeue: env.TRACK_QUEUE,
     deadLetter: async (letter: TrackQueueDeadLetter) => void letter.code,
   });
   // @ts-expect-error secretKey is required
-  await handleTrackQueue(batch, { baseUrl: "http://127.0.0.1:8787" });
-  return report.delivered + report.retried + report.deadLettered + report.refused.length;
+  await handleTrackQueue(batch, { baseUrl: "http://127.0.0.1:8787", requeue: env.TRACK_QUEUE });
+  return report.delivered + report.retried + report.requeued + report.deadLettered + report.refused.length;
 }
 
 // @ts-expect-error the queue option's object form takes a producer binding
 new AutumnTracker({ queue: { cloudflareQueue: "TRACK_QUEUE" } });
+// @ts-expect-error the object form has cloudflareQueue only
+new AutumnTracker({ queue: { cloudflareQueue: { send: async () => undefined }, name: "q" } });

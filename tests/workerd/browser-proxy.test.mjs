@@ -5,14 +5,15 @@
 //        │  (cross-origin: CORS preflight, Authorization: Bearer user-1)
 //        ▼
 //   workerd (miniflare, http://127.0.0.1:<worker>)  the wrangler-built proxy Worker
-//        │  (secret key, customer_id := cus_user_1)
+//        │  (secret key; only events for cus_user_1, the signed-in customer)
 //        ▼
 //   autumn-mock (http://127.0.0.1:<mock>)
 //
 // The page tracks one event online, goes offline (playwright's context.setOffline), tracks 20
 // (each resolves `queued`, stored in IndexedDB), comes back online and flushes: the backlog is
 // drained through the proxy's batch route. Autumn must then hold exactly 21 events, each key
-// once, all for `cus_user_1` — whatever customer the page claimed.
+// once, all for `cus_user_1`. An event the page tracked for another customer is refused by the
+// route (403 customer_mismatch), never recorded, never rewritten: the page keeps it queued.
 //
 // Needs: scripts/build.sh (pkg/), `cargo build --release -p autumn-mock`, /usr/bin/chromium.
 // Run:   node --test --test-reporter=tap tests/workerd/
@@ -23,7 +24,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize, sep } from "node:path";
 import { chromium } from "playwright-core";
-import { PROXY_WORKER_JS, buildWorker, onAbnormalExit, removeDir, requireBuilt, startMock, startWorker, tail, tempDir, uid, withTimeout } from "./harness.mjs";
+import { PROXY_WORKER_JS, buildWorker, mockEvents, onAbnormalExit, removeDir, requireBuilt, startMock, startWorker, tail, tempDir, uid, withTimeout } from "./harness.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const SECRET_KEY = "am_sk_test_browser_proxy_51d0";
@@ -157,7 +158,7 @@ describe("a browser tracker → handleTrackRequest in a Worker → autumn-mock (
     unregisterExitCleanup?.();
   });
 
-  test("1 online + 20 offline events reach Autumn exactly once each, all for cus_user_1", async () => {
+  test("1 online + 20 offline events reach Autumn exactly once each, all for cus_user_1; an event for another customer stays queued", async () => {
     try {
       if (setupError) throw setupError;
       await withTimeout(scenario(), 60_000, "the scenario");
@@ -224,8 +225,7 @@ describe("a browser tracker → handleTrackRequest in a Worker → autumn-mock (
   async function scenario() {
     const t0 = performance.now();
     const queueName = uid("e2e");
-    // The page claims a customer; the proxy must bill the signed-in one.
-    const online = await page.evaluate(async ({ baseUrl, queueName }) => {
+    const { online, foreign } = await page.evaluate(async ({ baseUrl, queueName }) => {
       window.trackerEvents = [];
       window.tracker = new window.AutumnTracker({
         baseUrl,
@@ -233,20 +233,24 @@ describe("a browser tracker → handleTrackRequest in a Worker → autumn-mock (
         queueName,
         onEvent: (e) => window.trackerEvents.push(e),
       });
-      return window.tracker.track({ customerId: "claimed_by_the_page", featureId: "messages", properties: { n: 0 } });
+      const online = await window.tracker.track({ customerId: "cus_user_1", featureId: "messages", properties: { n: 0 } });
+      // Tracked for someone else than the one signed in: the route must not bill cus_user_1.
+      const foreign = await window.tracker.track({ customerId: "claimed_by_the_page", featureId: "messages", properties: { n: -1 } });
+      return { online, foreign };
     }, { baseUrl: `${workerUrl}/api/autumn`, queueName });
     assert.equal(online.status, "delivered", JSON.stringify(online));
     assert.equal(online.response?.customer_id, "cus_user_1", JSON.stringify(online));
+    assert.deepEqual({ status: foreign.status, reason: foreign.reason }, { status: "queued", reason: "customer_mismatch" }, JSON.stringify(foreign));
     const tOnline = performance.now();
 
     await context.setOffline(true);
     const offline = await page.evaluate(async (n) => {
       const results = [];
-      for (let i = 1; i <= n; i++) results.push(await window.tracker.track({ customerId: "claimed_by_the_page", featureId: "messages", properties: { n: i } }));
+      for (let i = 1; i <= n; i++) results.push(await window.tracker.track({ customerId: "cus_user_1", featureId: "messages", properties: { n: i } }));
       return { results, pending: await window.tracker.pending() };
     }, OFFLINE_EVENTS);
     for (const r of offline.results) assert.equal(r.status, "queued", `offline track(): ${JSON.stringify(r)}`);
-    assert.equal(offline.pending.queued, OFFLINE_EVENTS, JSON.stringify(offline.pending));
+    assert.equal(offline.pending.queued, OFFLINE_EVENTS + 1, `the 20 and the foreign one: ${JSON.stringify(offline.pending)}`);
     assert.equal(offline.pending.storage, "indexeddb", JSON.stringify(offline.pending));
     assert.equal((await mockEventsFor("cus_user_1")).length, 1, "an offline event reached Autumn");
     const tOffline = performance.now();
@@ -257,14 +261,16 @@ describe("a browser tracker → handleTrackRequest in a Worker → autumn-mock (
       for (let i = 0; i < 100; i++) {
         flushes.push(await window.tracker.flush());
         const p = await window.tracker.pending();
-        if (p.queued === 0 && p.inFlight === 0) return { flushes, pending: p, dead: await window.tracker.deadLetters() };
+        // The foreign event stays (its customer is not signed in); everything else goes.
+        if (p.queued <= 1 && p.inFlight === 0) return { flushes, pending: p, dead: await window.tracker.deadLetters() };
         await new Promise((r) => setTimeout(r, 100));
       }
       return { flushes, pending: await window.tracker.pending(), dead: await window.tracker.deadLetters() };
     });
     const tDrained = performance.now();
     assert.deepEqual(drained.dead, [], `dead letters: ${JSON.stringify(drained.dead)}`);
-    assert.equal(drained.pending.queued, 0, `still queued after the drain: ${JSON.stringify(drained)}`);
+    assert.equal(drained.pending.queued, 1, `after the drain, only the foreign event should be queued: ${JSON.stringify(drained)}`);
+    assert.ok(workerLog.some((l) => /POST \/api\/autumn\/v1\/balances\.track 403\b/.test(l)), "the route never refused the foreign event");
 
     const events = await mockEventsFor("cus_user_1");
     const keys = [online.idempotencyKey, ...offline.results.map((r) => r.idempotencyKey)];
@@ -279,6 +285,7 @@ describe("a browser tracker → handleTrackRequest in a Worker → autumn-mock (
     }
     assert.deepEqual(events.map((e) => e.properties.n).sort((a, b) => a - b), Array.from({ length: 21 }, (_, i) => i));
     assert.equal((await mockEventsFor("claimed_by_the_page")).length, 0);
+    assert.equal((await mockEvents(mock.url, foreign.idempotencyKey)).length, 0, "the foreign event was recorded");
     // Nothing reached Autumn under the page's claimed customer, and the backlog went through
     // the proxy's batch route.
     assert.ok(requests.some((r) => r.startsWith("POST /api/autumn/v1/balances.batch_track")), `no batch request: ${requests.join(", ")}`);

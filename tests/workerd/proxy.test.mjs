@@ -146,9 +146,24 @@ describe("handleTrackRequest in a Cloudflare Worker (wrangler bundle, workerd vi
     assert.equal((await mockEvents(mock.url, key)).length, 0);
   }));
 
-  test("the customer is the caller's identity, whatever the body claims; the browser's key is kept", withDiagnostics(async () => {
-    const key = uid("px_override");
-    const r = await track("user-1", { customer_id: "someone_else", feature_id: "messages", value: 2, idempotency_key: key, properties: { via: "proxy" } });
+  test("an event for another customer than the caller: 403 customer_mismatch, nothing sent; the caller's own is recorded with the browser's key", withDiagnostics(async () => {
+    // The body names someone else (a queue replayed after another user signed in on this
+    // browser): never rewritten to the caller, never sent.
+    const foreign = uid("px_foreign");
+    for (const claim of [{ customer_id: "someone_else" }, { customerId: "someone_else" }]) {
+      const r = await track("user-1", { ...claim, feature_id: "messages", value: 2, idempotency_key: foreign });
+      assert.equal(r.status, 403, r.text);
+      assert.equal(r.json?.code, "customer_mismatch", r.text);
+      assert.equal(typeof r.json.message, "string");
+    }
+    assert.equal((await mockEvents(mock.url, foreign)).length, 0, "the foreign event reached Autumn");
+    const claimed = await (await fetch(`${mock.url}/_mock/events?customer_id=someone_else`)).json();
+    assert.equal(claimed.count, 0, "an event was recorded for the customer the body claimed");
+
+    // The caller's own event (snake_case, camelCase, or without a customer): recorded for the
+    // caller, with the browser's idempotency key in the body (no Idempotency-Key header).
+    const key = uid("px_own");
+    const r = await track("user-1", { customer_id: "cus_user_1", feature_id: "messages", value: 2, idempotency_key: key, properties: { via: "proxy" } });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.customer_id, "cus_user_1", "Autumn's answer is passed through");
     assert.equal(r.json.value, 2);
@@ -157,16 +172,17 @@ describe("handleTrackRequest in a Cloudflare Worker (wrangler bundle, workerd vi
     assert.equal(events[0].customer_id, "cus_user_1");
     assert.equal(events[0].feature_id, "messages");
     assert.deepEqual(events[0].properties, { via: "proxy" });
-    assert.equal(events[0].headers["idempotency-key"], key);
+    assert.equal(events[0].idempotency_key, key);
+    assert.equal(events[0].headers["idempotency-key"], undefined, "the key goes in the body only");
     assert.equal(events[0].headers.authorization, `Bearer ${SECRET_KEY}`, "the Worker's key, not the browser's Authorization, goes to Autumn");
-    const claimed = await (await fetch(`${mock.url}/_mock/events?customer_id=someone_else`)).json();
-    assert.equal(claimed.count, 0, "an event was recorded for the customer the body claimed");
-
-    // A camelCase claim is dropped too (else "both spellings" would be a 400).
-    const key2 = uid("px_override_camel");
-    const r2 = await track("user-1", { customerId: "someone_else", feature_id: "messages", idempotency_key: key2 });
-    assert.equal(r2.status, 200, r2.text);
-    assert.equal((await mockEvents(mock.url, key2))[0]?.customer_id, "cus_user_1");
+    for (const body of [{ customerId: "cus_user_1" }, {}]) {
+      const k = uid("px_own_other_spelling");
+      const r2 = await track("user-1", { ...body, feature_id: "messages", idempotency_key: k });
+      assert.equal(r2.status, 200, r2.text);
+      const ev = await mockEvents(mock.url, k);
+      assert.equal(ev.length, 1);
+      assert.equal(ev[0].customer_id, "cus_user_1");
+    }
   }));
 
   test("CORS: a preflight from the allowed origin gets 204 and the headers; another origin gets 403", withDiagnostics(async () => {
@@ -193,12 +209,13 @@ describe("handleTrackRequest in a Cloudflare Worker (wrangler bundle, workerd vi
     // A POST from another origin (a form riding on cookies, a script that skipped the
     // preflight) is refused before anything is sent.
     const key = uid("px_evil");
-    const post = await track("user-cors", { customer_id: "x", feature_id: "messages", idempotency_key: key }, { origin: "http://evil.test" });
+    const post = await track("user-cors", { customer_id: "cus_user_cors", feature_id: "messages", idempotency_key: key }, { origin: "http://evil.test" });
     assert.equal(post.status, 403, post.text);
+    assert.equal(post.json?.code, "origin_not_allowed", post.text);
     assert.equal((await mockEvents(mock.url, key)).length, 0);
 
     // An allowed origin's POST carries the CORS answer headers.
-    const good = await track("user-cors", { customer_id: "x", feature_id: "messages", idempotency_key: uid("px_cors_ok") }, { origin: APP });
+    const good = await track("user-cors", { customer_id: "cus_user_cors", feature_id: "messages", idempotency_key: uid("px_cors_ok") }, { origin: APP });
     assert.equal(good.status, 200, good.text);
     assert.equal(good.headers.get("access-control-allow-origin"), APP);
     assert.match(good.headers.get("access-control-expose-headers") ?? "", /Retry-After/i);
@@ -206,7 +223,7 @@ describe("handleTrackRequest in a Cloudflare Worker (wrangler bundle, workerd vi
 
   test("an invalid event: 400 invalid_inputs naming the field, nothing sent", withDiagnostics(async () => {
     const key = uid("px_400");
-    const r = await track("user-invalid", { customer_id: "x", idempotency_key: key, value: 1 });
+    const r = await track("user-invalid", { customer_id: "cus_user_invalid", idempotency_key: key, value: 1 });
     assert.equal(r.status, 400, r.text);
     assert.equal(r.json.code, "invalid_inputs");
     assert.equal(r.json.field, "featureId");
@@ -223,7 +240,7 @@ describe("handleTrackRequest in a Cloudflare Worker (wrangler bundle, workerd vi
   test("an upstream 503 is retried inside the Worker: 200, recorded once", withDiagnostics(async () => {
     const key = uid("px_503");
     await mockFaults(mock.url, { [key]: ["503"] });
-    const r = await track("user-retry", { customer_id: "x", feature_id: "messages", idempotency_key: key });
+    const r = await track("user-retry", { customer_id: "cus_user_retry", feature_id: "messages", idempotency_key: key });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.customer_id, "cus_user_retry");
     assert.equal((await mockEvents(mock.url, key)).length, 1);
@@ -233,7 +250,7 @@ describe("handleTrackRequest in a Cloudflare Worker (wrangler bundle, workerd vi
     const key = uid("px_down");
     await mockFaults(mock.url, { [key]: ["503", "503", "503", "503", "503"] });
     const t0 = performance.now();
-    const r = await track("user-down", { customer_id: "x", feature_id: "messages", idempotency_key: key });
+    const r = await track("user-down", { customer_id: "cus_user_down", feature_id: "messages", idempotency_key: key });
     const ms = performance.now() - t0;
     assert.equal(r.status, 503, r.text);
     assert.equal(r.json.code, "upstream_unavailable");
@@ -245,14 +262,14 @@ describe("handleTrackRequest in a Cloudflare Worker (wrangler bundle, workerd vi
     assert.ok(ms < 10_000, `the browser was held ${Math.round(ms)} ms`);
     // Autumn is back; the browser's queue resends the same body and key.
     await mockFaults(mock.url, { [key]: [] });
-    const again = await track("user-down", { customer_id: "x", feature_id: "messages", idempotency_key: key });
+    const again = await track("user-down", { customer_id: "cus_user_down", feature_id: "messages", idempotency_key: key });
     assert.equal(again.status, 200, again.text);
     assert.equal((await mockEvents(mock.url, key)).length, 1);
   }));
 
   test("the same key twice: 200, then 409 duplicate_idempotency_key; recorded once", withDiagnostics(async () => {
     const key = uid("px_dup");
-    const body = { customer_id: "x", feature_id: "messages", idempotency_key: key };
+    const body = { customer_id: "cus_user_dup", feature_id: "messages", idempotency_key: key };
     const first = await track("user-dup", body);
     assert.equal(first.status, 200, first.text);
     const second = await track("user-dup", body);
@@ -261,21 +278,35 @@ describe("handleTrackRequest in a Cloudflare Worker (wrangler bundle, workerd vi
     assert.equal((await mockEvents(mock.url, key)).length, 1);
   }));
 
-  test("a batch of 3: 200 {success:true}, all 3 recorded for the caller", withDiagnostics(async () => {
+  test("a batch of 3: 200 {success:true}, all 3 recorded for the caller; one item for someone else: 403 customer_mismatch, nothing recorded", withDiagnostics(async () => {
     const keys = [uid("px_b0"), uid("px_b1"), uid("px_b2")];
     const items = [
-      { customer_id: "someone_else", feature_id: "messages", idempotency_key: keys[0], timestamp: Date.now() - 5000 },
-      { customerId: "someone_else", event_name: "message_sent", value: 3, idempotency_key: keys[1] },
+      { customer_id: "cus_user_batch", feature_id: "messages", idempotency_key: keys[0], timestamp: Date.now() - 5000 },
+      { customerId: "cus_user_batch", event_name: "message_sent", value: 3, idempotency_key: keys[1] },
       { feature_id: "api_calls", idempotency_key: keys[2], properties: { n: 1 } },
     ];
-    const r = await call(BATCH, { user: "user-1", body: items });
+    const r = await call(BATCH, { user: "user-batch", body: items });
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(r.json, { success: true });
     for (const k of keys) {
       const events = await mockEvents(mock.url, k);
       assert.equal(events.length, 1, `${k}: ${JSON.stringify(events)}`);
-      assert.equal(events[0].customer_id, "cus_user_1");
+      assert.equal(events[0].customer_id, "cus_user_batch");
     }
+
+    const mixed = [uid("px_bm0"), uid("px_bm1"), uid("px_bm2")];
+    const m = await call(BATCH, {
+      user: "user-batch-mixed",
+      body: [
+        { customer_id: "cus_user_batch_mixed", feature_id: "messages", idempotency_key: mixed[0] },
+        { customer_id: "someone_else", feature_id: "messages", idempotency_key: mixed[1] },
+        { feature_id: "messages", idempotency_key: mixed[2] },
+      ],
+    });
+    assert.equal(m.status, 403, m.text);
+    assert.equal(m.json.code, "customer_mismatch");
+    assert.match(m.json.message, /^items\[1\]: /);
+    for (const k of mixed) assert.equal((await mockEvents(mock.url, k)).length, 0, k);
   }));
 
   test("a batch with one invalid item: 400 naming the item, nothing recorded", withDiagnostics(async () => {
@@ -372,7 +403,8 @@ describe("handleTrackRequest in a Cloudflare Worker (wrangler bundle, workerd vi
     const options = {
       secretKey: SECRET_KEY,
       baseUrl: mock.url,
-      identify: (req) => (req.headers.get("authorization") === "Bearer user-node" ? "cus_user_node" : null),
+      // One customer, or the ids a user of several organisations may bill (the first is the default).
+      identify: (req) => ({ "Bearer user-node": "cus_user_node", "Bearer user-multi": ["cus_multi_a", "cus_multi_b"] })[req.headers.get("authorization")] ?? null,
       allowedOrigins: [APP],
     };
     const send = async (path, init) => {
@@ -383,7 +415,10 @@ describe("handleTrackRequest in a Cloudflare Worker (wrangler bundle, workerd vi
     };
     const key = uid("px_node");
     const post = (body, headers = {}) => ({ method: "POST", headers: { authorization: "Bearer user-node", "content-type": "application/json", origin: APP, ...headers }, body: JSON.stringify(body) });
-    const ok = await send(TRACK, post({ customer_id: "someone_else", feature_id: "messages", idempotency_key: key }));
+    const foreign = await send(TRACK, post({ customer_id: "someone_else", feature_id: "messages", idempotency_key: key }));
+    assert.equal(foreign.status, 403, foreign.text);
+    assert.equal(foreign.json.code, "customer_mismatch");
+    const ok = await send(TRACK, post({ customer_id: "cus_user_node", feature_id: "messages", idempotency_key: key }));
     assert.equal(ok.status, 200, ok.text);
     assert.equal(ok.json.customer_id, "cus_user_node");
     assert.equal(ok.headers.get("access-control-allow-origin"), APP);
@@ -394,6 +429,17 @@ describe("handleTrackRequest in a Cloudflare Worker (wrangler bundle, workerd vi
     assert.equal(batch.status, 200, batch.text);
     const nobody = await send(TRACK, post({ feature_id: "messages" }, { authorization: "Bearer someone" }));
     assert.equal(nobody.status, 401);
+    const multi = [uid("px_multi_b"), uid("px_multi_default"), uid("px_multi_other")];
+    const asB = await send(TRACK, post({ customer_id: "cus_multi_b", feature_id: "messages", idempotency_key: multi[0] }, { authorization: "Bearer user-multi" }));
+    assert.equal(asB.status, 200, asB.text);
+    const asDefault = await send(TRACK, post({ feature_id: "messages", idempotency_key: multi[1] }, { authorization: "Bearer user-multi" }));
+    assert.equal(asDefault.status, 200, asDefault.text);
+    const asOther = await send(TRACK, post({ customer_id: "cus_user_node", feature_id: "messages", idempotency_key: multi[2] }, { authorization: "Bearer user-multi" }));
+    assert.equal(asOther.status, 403, asOther.text);
+    assert.equal(asOther.json.code, "customer_mismatch");
+    assert.deepEqual((await mockEvents(mock.url, multi[0])).map((e) => e.customer_id), ["cus_multi_b"]);
+    assert.deepEqual((await mockEvents(mock.url, multi[1])).map((e) => e.customer_id), ["cus_multi_a"]);
+    assert.equal((await mockEvents(mock.url, multi[2])).length, 0);
     const pre = await send(TRACK, { method: "OPTIONS", headers: { origin: APP, "access-control-request-method": "POST" } });
     assert.equal(pre.status, 204);
     for (const k of [key, ...batchKeys]) {

@@ -5,7 +5,7 @@
 //
 // Needs: scripts/build.sh (pkg/) and `cargo build --release -p autumn-mock`.
 // Run:   node --test --test-reporter=tap tests/workerd/
-import { after, before, describe, test } from "node:test";
+import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { handleTrackQueue } from "../../js/node.js";
 import { mockEvents, requireBuilt, startMock, uid } from "./harness.mjs";
@@ -40,9 +40,25 @@ function message(event, { createdAt = Date.now(), attempts = 1, body } = {}) {
 
 const event = (extra = {}) => ({ customer_id: "cus_c", feature_id: "messages", value: 1, idempotency_key: uid("k"), ...extra });
 
+/** A producer binding of "the same queue" (`requeue`): records the copies sent to it. */
+function fakeQueue() {
+  const sent = [];
+  return {
+    sent,
+    async send(body, options) {
+      sent.push({ body, options });
+    },
+  };
+}
+
 describe("handleTrackQueue (Node) → autumn-mock", () => {
   let mock;
-  const opts = () => ({ secretKey: SECRET_KEY, baseUrl: mock.url, retryDelaySeconds: 3, maxRetryDelaySeconds: 60 });
+  let requeue;
+  const opts = () => ({ secretKey: SECRET_KEY, baseUrl: mock.url, requeue, retryDelaySeconds: 3, maxRetryDelaySeconds: 60 });
+
+  beforeEach(() => {
+    requeue = fakeQueue();
+  });
 
   before(async () => {
     requireBuilt();
@@ -103,15 +119,18 @@ describe("handleTrackQueue (Node) → autumn-mock", () => {
     assert.equal(r2.requests, 2, "two 503s in a row stop the run");
   });
 
-  test("network errors: retried with backoff; recorded-then-dropped is counted once on the resend", async () => {
+  test("network errors: retried once the attempt must have ended (confirmAfterMs); recorded-then-dropped is counted once on the resend", async () => {
     const e = event();
     await faults(mock.url, { clear: true, scripts: { [e.idempotency_key]: ["drop_after_record"] } });
     const m = message(e, { attempts: 1 });
-    const r = await handleTrackQueue({ messages: [m] }, opts());
-    assert.deepEqual(m.outcome, { retry: 3 });
+    // The dropped attempt may still be running at Autumn: not before confirmAfterMs (here 10 s,
+    // the timeout), not the 3 s backoff.
+    const r = await handleTrackQueue({ messages: [m] }, { ...opts(), confirmAfterMs: 10_000 });
+    assert.deepEqual(m.outcome, { retry: 10 });
     assert.equal(r.retryReason.code, "network_error");
+    assert.equal(requeue.sent.length, 0);
     const again = message(e, { attempts: 2 });
-    await handleTrackQueue({ messages: [again] }, opts());
+    await handleTrackQueue({ messages: [again] }, { ...opts(), confirmAfterMs: 10_000 });
     assert.equal(again.outcome, "ack");
     assert.equal((await mockEvents(mock.url, e.idempotency_key)).length, 1);
   });
@@ -168,6 +187,9 @@ describe("handleTrackQueue (Node) → autumn-mock", () => {
     await assert.rejects(handleTrackQueue({ messages: [m] }, { baseUrl: mock.url }), /secretKey/);
     await assert.rejects(handleTrackQueue({ messages: [m] }, { ...opts(), batchSize: 1001 }), /batchSize/);
     await assert.rejects(handleTrackQueue({ messages: [m] }, { ...opts(), dedLetter: 1 }), /unknown option dedLetter/);
+    // No `requeue` (the producer binding of the same queue): a long outage would exhaust max_retries.
+    await assert.rejects(handleTrackQueue({ messages: [m] }, { ...opts(), requeue: undefined }), /requeue/);
+    await assert.rejects(handleTrackQueue({ messages: [m] }, { ...opts(), confirmAfterMs: 1000 }), /confirmAfterMs/);
     assert.equal(m.outcome, null);
   });
 });

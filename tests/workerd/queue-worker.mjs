@@ -43,10 +43,16 @@ queue = "${DLQ}"
 queue = "${REFUSED}"
 `;
 
+// An attempt that got no answer may still be running at Autumn for up to confirmAfterMs (120 s
+// by default): the suite's producers and consumers say 2 s (their timeout), so that the events
+// of such attempts are delivered within the test.
+export const TIMEOUT_MS = 2000;
+export const CONFIRM_AFTER_MS = 2000;
+
 export const QUEUE_WORKER_JS = `import { AutumnTracker, handleTrackQueue } from "autumn-track";
 
 // What the test reads back through GET /state.
-const state = { acks: [], retries: [], reports: [], dlq: [], refused: [], events: [], brokenEvents: [], bSeen: [], bReports: [] };
+const state = { acks: [], retries: [], requeues: [], reports: [], dlq: [], refused: [], events: [], brokenEvents: [], bSeen: [], bReports: [] };
 const keyOf = (body) => (body && typeof body === "object" && typeof body.idempotencyKey === "string" ? body.idempotencyKey : null);
 
 let tracker; // one per isolate, as a Worker holds it
@@ -59,6 +65,8 @@ function make(env, binding, events) {
     secretKey: env.AUTUMN_SECRET_KEY,
     baseUrl: env.AUTUMN_URL,
     maxRetries: 0,
+    timeoutMs: ${TIMEOUT_MS},
+    confirmAfterMs: ${CONFIRM_AFTER_MS},
     queue: { cloudflareQueue: binding },
     onEvent: (e) => events.push(e),
   });
@@ -126,7 +134,8 @@ export default {
     if (batch.queue === "${QUEUE_B}") {
       // Cloudflare's own batch, untouched; refusals go to a queue of our own.
       for (const m of batch.messages) state.bSeen.push({ id: m.id, key: keyOf(m.body), attempts: m.attempts });
-      state.bReports.push(await handleTrackQueue(batch, { secretKey: env.AUTUMN_SECRET_KEY, baseUrl: env.AUTUMN_URL, deadLetter: env.REFUSED, retryDelaySeconds: 1, maxRetryDelaySeconds: 1 }));
+      // max_retries = 0 on this queue: maxRetries 1 makes a first temporary failure a copy.
+      state.bReports.push(await handleTrackQueue(batch, { secretKey: env.AUTUMN_SECRET_KEY, baseUrl: env.AUTUMN_URL, deadLetter: env.REFUSED, requeue: env.QUEUE_B, maxRetries: 1, retryDelaySeconds: 1, maxRetryDelaySeconds: 1 }));
       return;
     }
     // The main queue: the same messages, watched, so the test sees every ack and retry.
@@ -144,9 +153,24 @@ export default {
         m.retry(options);
       },
     }));
+    // Copies re-sent near max_retries go to the same queue, watched too.
+    const requeue = {
+      send(body, options) {
+        state.requeues.push({ key: keyOf(body), delaySeconds: options?.delaySeconds });
+        return env.TRACK_QUEUE.send(body, options);
+      },
+      sendBatch(msgs, options) {
+        for (const m of msgs) state.requeues.push({ key: keyOf(m.body), delaySeconds: m.delaySeconds });
+        return env.TRACK_QUEUE.sendBatch(msgs, options);
+      },
+    };
     const report = await handleTrackQueue({ queue: batch.queue, messages }, {
       secretKey: env.AUTUMN_SECRET_KEY,
       baseUrl: env.AUTUMN_URL,
+      requeue,
+      maxRetries: Number(env.MAX_RETRIES),
+      timeoutMs: ${TIMEOUT_MS},
+      confirmAfterMs: ${CONFIRM_AFTER_MS},
       retryDelaySeconds: 1,
       maxRetryDelaySeconds: 1,
     });

@@ -245,7 +245,8 @@ describe("autumn-track in a Cloudflare Worker (wrangler bundle, workerd via mini
     const files = readdirSync(outDir);
     const wasm = files.filter((f) => f.endsWith(".wasm"));
     assert.equal(wasm.length, 1, `wrangler output: ${files.join(", ")}`);
-    assert.ok(readFileSync(join(outDir, wasm[0])).equals(readFileSync(join(REPO, "pkg/autumn_track_bg.wasm"))), "the bundled .wasm is not pkg/autumn_track_bg.wasm");
+    // The Node and Workers entries load the `server` build (the browser's pkg/ lacks the consumer).
+    assert.ok(readFileSync(join(outDir, wasm[0])).equals(readFileSync(join(REPO, "pkg/server/autumn_track_bg.wasm"))), "the bundled .wasm is not pkg/server/autumn_track_bg.wasm");
     assert.match(bundle, /node_modules\/autumn-track\/js\/workerd\.js/, "wrangler did not pick the `workerd` export condition");
     assert.ok(bundle.includes(`from "./${wasm[0]}"`), `the bundle does not import ./${wasm[0]}`);
     assert.doesNotMatch(bundle, /node_modules\/autumn-track\/js\/(node|browser)\.js/, "another entry point got bundled too");
@@ -269,7 +270,10 @@ describe("autumn-track in a Cloudflare Worker (wrangler bundle, workerd via mini
     assert.equal(events[0].feature_id, "messages");
     assert.equal(events[0].value, 2);
     assert.equal(events[0].headers.authorization, `Bearer ${SECRET_KEY}`);
-    assert.equal(events[0].headers["idempotency-key"], out.result.idempotencyKey);
+    // The key travels in the body only: an Idempotency-Key header is a claim shared with every
+    // other Autumn route (shared/autumn-contract.md).
+    assert.equal(events[0].idempotency_key, out.result.idempotencyKey);
+    assert.equal(events[0].headers["idempotency-key"], undefined);
   }));
 
   test("a validation error arrives as a TrackError with code and field", withDiagnostics(async () => {

@@ -68,6 +68,9 @@ check fmt cargo fmt --all -- --check
 check clippy cargo clippy --workspace --all-targets -- -D warnings
 check clippy-wasm cargo clippy -p autumn-track --all-targets --target wasm32-unknown-unknown -- -D warnings
 suite native cargo test --workspace
+# The deterministic simulation at full size: 1,000,000 events through the real engine (release).
+# A failure prints its seed; SIM_SEED=<seed> cargo test --release --test simulation replays it.
+suite sim env SIM_EVENTS="${SIM_EVENTS:-1000000}" cargo test --release --test simulation -- --nocapture
 # Each fuzz target for FUZZ_SECONDS (default 30) from its committed corpus.
 suite fuzz bash scripts/fuzz.sh
 

@@ -41,6 +41,10 @@ test(`${EVENTS} events, 20% faults: each recorded exactly once, nothing left`, {
     secretKey: "am_sk_test_soak",
     baseUrl: url,
     maxRetries: 2,
+    // This mock's requests end with their answer (no held claims among these faults), so an
+    // attempt without an answer cannot outlive 10 s: a shorter window than Autumn's 2 min keeps
+    // the soak inside its budget, and still makes every recorded-then-dropped event wait it out.
+    confirmAfterMs: 10_000,
     timeoutMs: 5000,
     queueName: "soak",
     maxQueueSize: EVENTS,

@@ -243,10 +243,10 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       this.gen = generation;
       const seed = Math.floor(Math.random() * 2 ** 52) + 1;
       this.engine = makeEngine(this.core, { browser: inBrowser(), handover: !!this.cf, seed, now: wall() });
-      this.config = this.engine.config();
+      this.config = JSON.parse(this.engine.config());
       this.name = this.config.queueName;
       // Opened offline: no drain until the network is back (the "online" event says so).
-      if (globalThis.navigator?.onLine === false) this.engine.signal("offline", wall(), mono());
+      if (globalThis.navigator?.onLine === false) this.engine.feed({ t: "offline" }, wall(), mono());
       this.pump();
     }
 
@@ -288,6 +288,11 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       this.pump();
     }
 
+    /** Tells the engine what happened (`{ t, … }`), then carries out what it asks. */
+    report(r) {
+      this.feed((e, now, m) => e.feed(r, now, m));
+    }
+
     call(kind, arg) {
       this.renew();
       const id = this.nextCall++;
@@ -303,8 +308,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
           const now = wall();
           const m = mono();
           if (kind === "track") this.engine.track(id, arg, now, m, globalThis.navigator?.onLine === false);
-          else if (kind === "discard" || kind === "retry") this.engine.deadCall(kind === "retry", id, arg, now, m);
-          else this.engine.call(kind, id, now, m);
+          else this.engine.feed({ t: kind, call: id, keys: arg }, now, m);
         }, arg);
       } catch (e) {
         this.calls.delete(id);
@@ -322,14 +326,15 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       this.pumping = true;
       try {
         while (this.gen === generation) {
-          const cmds = [];
+          let text;
           try {
-            if (this.engine.commands(cmds) === 0) return;
+            text = this.engine.commands();
           } catch (e) {
             if (e instanceof WebAssembly.RuntimeError) return panic();
             throw e;
           }
-          for (const c of cmds) {
+          if (!text) return;
+          for (const c of JSON.parse(text)) {
             if (this.gen !== generation) return;
             this.run(c);
           }
@@ -383,7 +388,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
           maxSeq = await store.op("maxSeq", null);
         } catch {}
         if (store.isDurable()) this.listen();
-        this.feed((e, now, m) => e.opened(store.isDurable(), fallback ?? undefined, maxSeq, now, m));
+        this.report({ t: "opened", durable: store.isDurable(), fallback: fallback ?? undefined, maxSeq });
       });
     }
 
@@ -405,7 +410,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
     }
 
     signal(what) {
-      this.feed((e, now, m) => e.signal(what, now, m));
+      this.report({ t: what });
     }
 
     storeOf(c) {
@@ -417,7 +422,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
     store(c) {
       const s = this.storeOf(c);
       const gen = this.gen;
-      const done = (ok, v) => gen === generation && this.feed((e, now, m) => e.stored(c.id, ok, v, now, m));
+      const done = (ok, v) => gen === generation && this.report({ t: "stored", id: c.id, ok, v });
       if (!s) return done(false, "the store is not open");
       let p;
       try {
@@ -439,10 +444,8 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
         if (r.answer) {
           const a = r.answer;
           if (a.status >= 200 && a.status < 300) this.responses.set(c.id, a.body && typeof a.body === "object" ? a.body : null);
-          this.feed((e, now, m) =>
-            e.answered(c.id, a.status, a.redirected, a.code, a.message, a.snippet, a.retryAfter, a.retryAfterDate, a.date, now, m),
-          );
-        } else this.feed((e, now, m) => e.failed(c.id, r.how, r.error, now, m));
+          this.report({ ...a, body: undefined, t: "answered", id: c.id });
+        } else this.report({ t: "failed", id: c.id, how: r.how, error: r.error });
       });
     }
 
@@ -476,7 +479,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
         )
         .then((err) => {
           clearTimeout(timer);
-          if (gen === generation) this.feed((e, now, m) => e.handedOver(c.id, err, now, m));
+          if (gen === generation) this.report({ t: "handedOver", id: c.id, error: err });
         });
     }
 
@@ -493,7 +496,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
           if (!t) return;
           this.timer = null;
           // No earlier than asked, whatever the clock says (Workers' stands still in a request).
-          this.feed((e, now, m) => e.signal("timer", Math.max(now, at), m));
+          this.feed((e, now, m) => e.feed({ t: "timer" }, Math.max(now, at), m));
         }, Math.max(0, Math.min(at - wall(), 2_147_483_000)));
         // In Node a wake-up for the queue alone does not keep the process alive; one a caller
         // waits on (an in-call retry) does.
@@ -533,7 +536,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       const call = this.calls.get(c.call);
       if (!call) return;
       this.calls.delete(c.call);
-      if (c.error !== undefined) return call.reject(c.error);
+      if (c.error !== undefined) return call.reject(Object.assign(new TrackError(c.error.message), c.error));
       const v = c.value;
       if (v && typeof v === "object" && !Array.isArray(v)) {
         if (v.responseId !== undefined) {

@@ -222,6 +222,7 @@ pub fn write_json(out: &mut String, v: &Value, num: FormatNum<'_>) {
 }
 
 /// Writes a JSON string literal, escaping as `JSON.stringify` does.
+#[inline(never)]
 pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
@@ -250,6 +251,7 @@ pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// Writes a finite number. Integers (the common case: values, timestamps) take a short path
 /// with no float formatting; other numbers go to `num` (the host's formatter).
+#[inline(never)]
 pub fn write_num(out: &mut String, n: f64, num: FormatNum<'_>) {
     if !n.is_finite() {
         out.push_str("null");
@@ -264,6 +266,7 @@ pub fn write_num(out: &mut String, n: f64, num: FormatNum<'_>) {
 }
 
 /// Appends the decimal digits of `n` without `format!`.
+#[inline(never)]
 pub fn push_u64(out: &mut String, mut n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();

@@ -310,20 +310,14 @@ pub(super) fn stored(e: &mut Engine, id: Id, result: Result<Stored, String>) {
             }
         }
         Phase::WriteAhead if result.is_err() => {
-            // Not marked as sent (a full quota, say): sent all the same — deliveries are what
-            // free the space, and waiting would hold the backlog for as long as the disk is full.
-            // This tracker remembers the attempts; only a tab that dies mid-request leaves the
-            // others records without the mark (the README says so).
-            let stamp = e.clock.stamp(e.now);
-            let keys: Vec<String> = e
-                .drain
-                .current
-                .as_ref()
-                .map(|c| c.recs.iter().map(|r| r.key.clone()).collect())
-                .unwrap_or_default();
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            e.remember_all(&keys, stamp);
-            send(e);
+            // Not marked as sent (a full quota, say), so not sent: another tab that drains
+            // after this one would not know an attempt of these keys may still be running, and
+            // could batch them while it holds their claims (the simulation's seed 1534 did,
+            // when this sent anyway). They stay stored; try again later — a full quota frees up
+            // as deliveries (real-time sends, events in memory) delete records.
+            let at = e.now + e.opts.queue_policy.base_ms as f64;
+            e.schedule(at);
+            end_pass(e, true);
         }
         Phase::WriteAhead => {
             let limit = super::track::STALE_WRITE_MS;

@@ -20,6 +20,7 @@ pub mod report;
 pub mod slots;
 mod track;
 mod types;
+pub mod wire;
 
 use alloc::string::String;
 use alloc::vec::Vec;

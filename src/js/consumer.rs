@@ -7,8 +7,11 @@ use alloc::vec::Vec;
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
 
-use super::encode::set;
 use super::get;
+
+fn set(o: &Object, k: &str, v: &JsValue) {
+    let _ = js_sys::Reflect::set(o, &JsValue::from_str(k), v);
+}
 use crate::answer::{Answered, Reply};
 use crate::consumer::{self, Item, Message, Settings, Step};
 

@@ -130,7 +130,9 @@ test("a secret key is never written to IndexedDB, storage, logs, errors or event
   };
   const errorCode = (r) => (r.ok ? `ok:${r.value?.status ?? ""}` : r.error.code);
   const ev = (extra = {}) => ({ customerId: "cus_1", featureId: "messages", properties: { marker: MARKER }, ...extra });
-  const base = { baseUrl: mock.url, dangerouslyAllowBrowser: true, maxRetries: 2, timeoutMs: 800 };
+  // confirmAfterMs: this mock's requests end with their answers (its slow faults stall before
+  // processing), so a 3 s window is enough, and keeps the replays below inside the test's time.
+  const base = { baseUrl: mock.url, dangerouslyAllowBrowser: true, maxRetries: 2, timeoutMs: 800, confirmAfterMs: 3000 };
 
   // ---- the constructor refuses bad options without repeating the key ----
   const ctor = {

@@ -3,7 +3,7 @@
 //! does.
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
-use autumn_track::__codec::{self as codec, Keys};
+use autumn_track::__codec as codec;
 use autumn_track::queue::{DeadLetter, Record};
 use js_sys::{Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -40,7 +40,6 @@ pub enum Kind {
 
 pub struct Store {
     js: JsStore,
-    keys: Keys,
 }
 
 /// What `add` reports.
@@ -82,7 +81,6 @@ impl Store {
         (
             Store {
                 js: get("store").unchecked_into(),
-                keys: Keys::new(),
             },
             get("fallback").as_string(),
         )
@@ -106,14 +104,14 @@ impl Store {
 
     fn records(&self, recs: &[Record]) -> JsValue {
         recs.iter()
-            .map(|r| codec::encode_record(&self.keys, r).unwrap())
+            .map(|r| codec::encode_record(r).unwrap())
             .collect::<Array>()
             .into()
     }
 
     fn letters(&self, d: &[DeadLetter]) -> JsValue {
         d.iter()
-            .map(|l| codec::encode_dead(&self.keys, l).unwrap())
+            .map(|l| codec::encode_dead(l).unwrap())
             .collect::<Array>()
             .into()
     }
@@ -163,10 +161,7 @@ impl Store {
 
     pub async fn load(&self) -> Result<Vec<Result<Record, (String, String)>>, String> {
         let all: Array = self.run("load", &JsValue::NULL).await?.unchecked_into();
-        Ok(all
-            .iter()
-            .map(|v| codec::decode_record(&self.keys, &v))
-            .collect())
+        Ok(all.iter().map(|v| codec::decode_record(&v)).collect())
     }
 
     async fn counts(&self) -> Result<(u32, u32), String> {
@@ -189,10 +184,7 @@ impl Store {
 
     pub async fn load_dead(&self) -> Result<Vec<DeadLetter>, String> {
         let all: Array = self.run("loadDead", &JsValue::NULL).await?.unchecked_into();
-        Ok(all
-            .iter()
-            .map(|v| codec::decode_dead(&self.keys, &v))
-            .collect())
+        Ok(all.iter().map(|v| codec::decode_dead(&v)).collect())
     }
 
     pub async fn delete_dead(&self, keys: &[String]) -> Result<u32, String> {

@@ -143,27 +143,35 @@ same("TrackError fields", errorMembers, [...all(/set\(&err, "(\w+)"/g, read("src
 
 // ---- results ----------------------------------------------------------------------------------
 
-const encode = read("src/js/encode.rs");
+const encode = read("src/engine/wire.rs");
 const driver = read("js/tracker.js");
-/** Fields each `Outcome::X` arm of encode.rs `outcome()` sets. */
+/** The members a piece of wire.rs writes (`o.str("name", …)`, `o.u(…)`, …). */
+const members = (piece) => all(/o\.(?:str|u|num|bool|opt_str|strs|key)\("(\w+)"/g, piece);
+/** Fields each `Outcome::X` arm of wire.rs `outcome()` sets. */
 const arms = new Map();
-for (const piece of section(encode, "fn outcome(", "\n}\n", "src/js/encode.rs").split(/(?=Outcome::\w+)/)) {
+for (const piece of section(encode, "fn outcome(", "\n}\n", "src/engine/wire.rs").split(/(?=Outcome::\w+)/)) {
   const m = /^Outcome::(\w+)/.exec(piece);
-  if (m) arms.set(m[1], all(/(?:set|num)\(&o, "(\w+)"/g, piece));
+  if (m && !arms.has(m[1])) arms.set(m[1], members(piece));
 }
-const outcome = (arm) => arms.get(arm) ?? (fail(`src/js/encode.rs outcome() has no Outcome::${arm}`), []);
+const outcome = (arm) => arms.get(arm) ?? (fail(`src/engine/wire.rs outcome() has no Outcome::${arm}`), []);
+// Errors reach callers two ways: thrown by the edge (src/js/error.rs) and resolved through the
+// driver (wire.rs error()): the same fields.
+// (`message` goes to the constructor, which sets `name`.)
+const resolvedError = members(section(encode, "pub fn error(", "\n}\n", "src/engine/wire.rs")).map((f) => (f === "message" ? "name" : f));
+if (!/new TrackError\(c\.error\.message\), c\.error\)/.test(driver)) fail("js/tracker.js resolve() no longer builds a TrackError from the engine's error: update tests/types/api.mjs");
+same("TrackError fields (resolved)", errorMembers, resolvedError, "src/engine/wire.rs error()");
 // The driver swaps `responseId` for the parsed body, and adds `queue` with a Cloudflare Queue.
 if (!/v\.response = /.test(driver) || !/delete v\.responseId/.test(driver) || !/v\.queue = /.test(driver)) {
   fail("js/tracker.js resolve() no longer maps responseId → response / adds queue: update tests/types/api.mjs");
 }
 const results = byType(typeNamed("TrackResult"), "status");
 const fromCore = (arm) => outcome(arm).map((f) => (f === "responseId" ? "response" : f));
-same("TrackResult delivered", props(results.get("delivered")), fromCore("Delivered"), "encode.rs Outcome::Delivered");
-same("TrackResult duplicate", props(results.get("duplicate")), fromCore("Duplicate"), "encode.rs Outcome::Duplicate");
-same("TrackResult queued", props(results.get("queued")), [...fromCore("Queued"), "queue"], "encode.rs Outcome::Queued + the driver's queue");
-same("FlushResult", props(typeNamed("FlushResult")), fromCore("Flushed"), "encode.rs Outcome::Flushed");
-same("PendingCounts", props(typeNamed("PendingCounts")), fromCore("Pending"), "encode.rs Outcome::Pending");
-same("DeadLetterInfo", props(typeNamed("DeadLetterInfo")), all(/(?:set|num)\(&o, "(\w+)"/g, section(encode, "fn dead_info(", "\n}\n", "src/js/encode.rs")), "encode.rs dead_info");
+same("TrackResult delivered", props(results.get("delivered")), fromCore("Delivered"), "wire.rs Outcome::Delivered");
+same("TrackResult duplicate", props(results.get("duplicate")), fromCore("Duplicate"), "wire.rs Outcome::Duplicate");
+same("TrackResult queued", props(results.get("queued")), [...fromCore("Queued"), "queue"], "wire.rs Outcome::Queued + the driver's queue");
+same("FlushResult", props(typeNamed("FlushResult")), fromCore("Flushed"), "wire.rs Outcome::Flushed");
+same("PendingCounts", props(typeNamed("PendingCounts")), fromCore("Pending"), "wire.rs Outcome::Pending");
+same("DeadLetterInfo", props(typeNamed("DeadLetterInfo")), members(section(encode, "fn dead_info(", "\n}\n", "src/engine/wire.rs")), "wire.rs dead_info");
 
 // Storage: the core's kinds, `durable` replaced by the driver with the store's kind.
 const storages = all(/Storage::\w+ => "(\w+)"/g, encode);
@@ -173,7 +181,7 @@ same(
   "QueueStorage | PendingCounts.storage",
   [...lits(typeNamed("QueueStorage")), ...lits(propType(typeNamed("PendingCounts"), "storage"))],
   [...storages.filter((s) => s !== "durable"), ...storeKinds],
-  "encode.rs storage() + js/store.js kinds",
+  "wire.rs storage() + js/store.js kinds",
 );
 
 // Reasons: what queued_reason() answers, and the literals the engine queues with.

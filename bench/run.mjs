@@ -37,6 +37,9 @@ const CFG = QUICK
   : { repeats: 3, cost: { samples: 100, batch: 50, warm: 500 }, onlineN: 10_000, conc: 16, offlineN: 10_000, memory: { total: 100_000, chunks: 10 }, coldRounds: 15 };
 if (opt("--repeats")) CFG.repeats = Number(opt("--repeats"));
 const OUT = opt("--out") || join(BENCH, QUICK ? "results-quick.tmp" : "results.json");
+// --before DIR: a copy of another build's pkg/ and js/ (say, the last release), whose size and
+// track() cost are measured in this same run beside ours.
+const BEFORE = opt("--before");
 
 const tap = new Tap();
 const results = {
@@ -75,17 +78,22 @@ try {
   mock = await startMock(["--auto-create-customers"]);
   const needsBrowser = ONLY.some((o) => ["cost", "online", "offline", "memory"].includes(o));
   if (needsBrowser) {
-    browser = await B.startBrowser(snap.dir);
+    browser = await B.startBrowser(snap.dir, BEFORE);
     results.machine.chromium = browser.version;
   }
 
   await measure("size", "(1) shipped size: ours vs autumn-js, posthog-js, segment, workbox (esbuild --minify)", async () => {
     const out = { ours: await oursSize(snap.dir), baselines: {} };
+    if (BEFORE) out.before = await oursSize(BEFORE);
     for (const b of BASELINES) out.baselines[b.id] = { what: b.what, ...(await baselineSize(b)) };
     return out;
   });
 
-  await measure("cost", "(2) track() cost without network (fetch stubbed): ours vs autumn-js", () => B.trackCost(browser, mock, CFG.cost));
+  await measure("cost", "(2) track() cost without network (fetch stubbed): ours vs autumn-js", async () => {
+    const out = await B.trackCost(browser, mock, CFG.cost);
+    if (BEFORE) out.before = await B.trackCost(browser, mock, CFG.cost, "/before/");
+    return out;
+  });
 
   await measure("online", `(3) online: ${CFG.onlineN} events to autumn-mock from a page: ours vs autumn-js vs bare fetch`, async () => {
     const reps = [];

@@ -315,50 +315,77 @@ class IdbStore {
     this.waiting = null;
     this.writing = !!group;
     if (!group) return;
-    // One transaction, its writes applied strictly in arrival order (each waits for the one
-    // before: an `add` puts a record only if its key is not queued — an existing one stands —
-    // and notes a dead letter of the same key); the last add's limit is kept once all are in.
+    // One transaction for the group, its writes applied in arrival order; the last add's limit
+    // is kept once all are in.
     const write = (gs) =>
       this.tx([Q, D], true, (q, d) => {
         let limit;
         const outs = [];
-        const step = (i) => {
-          if (i === gs.length) return limit && this.evict(q, d, limit.l, limit.out.evicted);
-          const g = gs[i];
-          const next = () => step(i + 1);
+        // One member's writes; `done()` once its requests have completed.
+        const member = (g, done) => {
           if (g.op === "del") {
             outs.push(undefined);
-            if (!g.arg.length) return next();
+            if (!g.arg.length) return done();
             let left = g.arg.length;
-            for (const k of g.arg) q.delete(k).onsuccess = () => --left === 0 && next();
+            for (const k of g.arg) q.delete(k).onsuccess = () => --left === 0 && done();
             return;
           }
           const out = { evicted: [], existing: [], deadSent: [] };
           outs.push(out);
           if (g.arg.limit) limit = { l: g.arg.limit, out };
           const recs = g.arg.records;
-          if (!recs.length) return next();
+          if (!recs.length) return done();
           let left = recs.length;
-          const done = () => --left === 0 && next();
+          const one = () => --left === 0 && done();
           for (const r of recs) {
-            const l = d.get(r.key);
-            l.onsuccess = () => {
-              const dr = l.result?.record;
-              if (!dr) return;
-              out.deadSent.push({ key: r.key, record: dr });
-              // Requests of a transaction complete in order: this runs before the put below.
-              if (dr.sentAt !== undefined && r.sentAt === undefined) inherit(r, dr);
-            };
-            const c = q.count(r.key);
-            c.onsuccess = () => {
-              if (c.result) {
-                out.existing.push(r.key);
-                done();
-              } else q.put(r).onsuccess = done;
+            // A dead letter of the same key (looked up only when there are dead letters).
+            if (anyDead) {
+              const l = d.get(r.key);
+              l.onsuccess = () => {
+                const dr = l.result?.record;
+                if (!dr) return;
+                out.deadSent.push({ key: r.key, record: dr });
+                // Requests of a transaction complete in order: this runs before the add below.
+                if (dr.sentAt !== undefined && r.sentAt === undefined) inherit(r, dr);
+              };
+            }
+            // `add`, not `put`: a key already queued fails it (ConstraintError), and that copy
+            // stands — one request instead of a count and a put.
+            const a = q.add(r);
+            a.onsuccess = one;
+            a.onerror = (ev) => {
+              if (a.error?.name !== "ConstraintError") return;
+              ev.preventDefault();
+              ev.stopPropagation();
+              out.existing.push(r.key);
+              one();
             };
           }
         };
-        step(0);
+        const keep = () => limit && this.evict(q, d, limit.l, limit.out.evicted);
+        // When no key appears twice in the group (a burst of track() calls), order between the
+        // members cannot matter: all their requests go out at once (a transaction runs them in
+        // order) and the limit is kept once the last completed. Otherwise strictly member by
+        // member: an `add` puts a record only if its key is not queued (an existing one
+        // stands), which a write before it in the group may change.
+        const seen = new Set();
+        const distinct = gs.every((g) => (g.op === "del" ? g.arg : g.arg.records.map((r) => r.key)).every((k) => !seen.has(k) && seen.add(k)));
+        let anyDead = true;
+        const run = () => {
+          if (distinct) {
+            let left = gs.length;
+            for (const g of gs) member(g, () => --left === 0 && keep());
+          } else {
+            const step = (i) => (i === gs.length ? keep() : member(gs[i], () => step(i + 1)));
+            step(0);
+          }
+        };
+        // Usually there is no dead letter at all: then no record needs looking up there.
+        const dc = d.count();
+        dc.onsuccess = () => {
+          anyDead = dc.result > 0;
+          run();
+        };
         return () => outs;
       });
     write(group)

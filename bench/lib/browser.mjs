@@ -12,7 +12,7 @@ import { BENCH, removeDir, startStatic } from "./util.mjs";
 
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
-export async function startBrowser(snapDir) {
+export async function startBrowser(snapDir, beforeDir) {
   const bundles = mkdtempSync(join(tmpdir(), "autumn-bench-bundles-"));
   await esbuild.build({
     entryPoints: [join(BENCH, "entries/page/baselines.js")],
@@ -25,7 +25,13 @@ export async function startBrowser(snapDir) {
     define: { "process.env.NODE_ENV": '"production"' },
     logLevel: "silent",
   });
-  const site = await startStatic({ "/ours/": snapDir, "/bundles/": bundles, "/page/": join(BENCH, "page"), "/": join(BENCH, "page") });
+  const site = await startStatic({
+    "/ours/": snapDir,
+    ...(beforeDir && { "/before/": beforeDir }),
+    "/bundles/": bundles,
+    "/page/": join(BENCH, "page"),
+    "/": join(BENCH, "page"),
+  });
   let browser;
   try {
     browser = await chromium.launch({
@@ -55,12 +61,12 @@ export async function startBrowser(snapDir) {
   return {
     version,
     /** A fresh context (fresh IndexedDB) with the bench page loaded: { page, context, cdp, close() }. */
-    async open() {
+    async open(pkg) {
       const context = await browser.newContext();
       const page = await context.newPage();
       const errors = [];
       page.on("pageerror", (e) => errors.push(e));
-      await page.goto(`${site.url}/page/index.html`);
+      await page.goto(`${site.url}/page/index.html${pkg ? `?pkg=${pkg}` : ""}`);
       await page.waitForFunction(() => window.bench?.ready === true, null, { timeout: 30_000 }).catch((e) => {
         throw new Error(`bench page did not load: ${errors.map(String).join("; ") || e.message}`);
       });
@@ -86,8 +92,8 @@ export async function startBrowser(snapDir) {
 const ev = (page, fn, arg) => page.evaluate(([f, a]) => window.bench[f](a), [fn, arg]);
 
 // (2)
-export async function trackCost(b, mock, { samples, batch, warm }) {
-  const s = await b.open();
+export async function trackCost(b, mock, { samples, batch, warm }, pkg) {
+  const s = await b.open(pkg);
   try {
     return await ev(s.page, "trackCost", { mock: mock.url, samples, batch, warm });
   } finally {

@@ -19,6 +19,7 @@ export function summarize(results) {
   if (m.size && !m.size.error) {
     const o = m.size.ours.total;
     s.size = { oursGzip: o.gzip, oursBrotli: o.brotli, met: o.gzip < 24 * 1024, baselines: Object.fromEntries(Object.entries(m.size.baselines).map(([k, v]) => [k, { gzip: v.gzip, brotli: v.brotli }])) };
+    if (m.size.before) s.size.before = { gzip: m.size.before.total.gzip, brotli: m.size.before.total.brotli };
   }
   if (m.cost && !m.cost.error) {
     s.cost = { ...m.cost, met: m.cost.validate.median < 5 };
@@ -88,13 +89,13 @@ export function renderTable(results) {
   if (s.size) {
     const b = s.size.baselines;
     rows.push(
-      `| (1) shipped size to call \`track()\`, gzip / brotli | ${kb(s.size.oursGzip)} / ${kb(s.size.oursBrotli)} | autumn-js ${kb(b["autumn-js"].gzip)} / ${kb(b["autumn-js"].brotli)} · posthog-js ${kb(b["posthog-js"].gzip)} / ${kb(b["posthog-js"].brotli)} · segment ${kb(b.segment.gzip)} / ${kb(b.segment.brotli)} · workbox queue only ${kb(b.workbox.gzip)} / ${kb(b.workbox.brotli)} | < 24 KB gzip: ${verdict(s.size.met)} |`,
+      `| (1) shipped size to call \`track()\`, gzip / brotli | ${kb(s.size.oursGzip)} / ${kb(s.size.oursBrotli)} | ${s.size.before ? `before (--before) ${kb(s.size.before.gzip)} / ${kb(s.size.before.brotli)} · ` : ""}autumn-js ${kb(b["autumn-js"].gzip)} / ${kb(b["autumn-js"].brotli)} · posthog-js ${kb(b["posthog-js"].gzip)} / ${kb(b["posthog-js"].brotli)} · segment ${kb(b.segment.gzip)} / ${kb(b.segment.brotli)} · workbox queue only ${kb(b.workbox.gzip)} / ${kb(b.workbox.brotli)} | < 24 KB gzip: ${verdict(s.size.met)} |`,
     );
   } else err("size");
   if (s.cost) {
     const c = s.cost;
     rows.push(
-      `| (2) \`track()\` cost without network, µs per call, median (p99) | \`validate()\` ${f(c.validate.median, 1)} (${f(c.validate.p99, 1)}) · \`track()\` queue off ${f(c.trackOff.median)} (${f(c.trackOff.p99)}) · queue memory ${f(c.trackMemory.median)} (${f(c.trackMemory.p99)}) | autumn-js \`track()\` ${f(c.autumnJs.median)} (${f(c.autumnJs.p99)})${c.stubOnly ? " · the fetch stub alone " + f(c.stubOnly.median, 1) + " (" + f(c.stubOnly.p99, 1) + ")" : ""} | < 5 µs median (\`validate()\`): ${verdict(c.met)} |`,
+      `| (2) \`track()\` cost without network, µs per call, median (p99) | \`validate()\` ${f(c.validate.median, 1)} (${f(c.validate.p99, 1)}) · \`track()\` queue off ${f(c.trackOff.median)} (${f(c.trackOff.p99)}) · queue memory ${f(c.trackMemory.median)} (${f(c.trackMemory.p99)}) | ${c.before ? `before (--before): \`validate()\` ${f(c.before.validate.median, 1)} (${f(c.before.validate.p99, 1)}) · \`track()\` queue off ${f(c.before.trackOff.median)} · queue memory ${f(c.before.trackMemory.median)} · ` : ""}autumn-js \`track()\` ${f(c.autumnJs.median)} (${f(c.autumnJs.p99)})${c.stubOnly ? " · the fetch stub alone " + f(c.stubOnly.median, 1) + " (" + f(c.stubOnly.p99, 1) + ")" : ""} | < 5 µs median (\`validate()\`): ${verdict(c.met)} |`,
     );
   } else err("cost");
   if (s.online) {

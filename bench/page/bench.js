@@ -1,9 +1,12 @@
 // The bench page: runs each browser measurement when bench/lib/browser.mjs asks
 // (page.evaluate → window.bench.*). Ours is the package as a browser app loads it
 // (/ours/js/browser.js, from a snapshot of pkg/ and js/); the baselines are esbuild bundles.
-import { AutumnTracker } from "/ours/js/browser.js";
-import init from "/ours/pkg/autumn_track.js";
 import { Autumn, Queue } from "/bundles/baselines.js";
+
+// `?pkg=/before/`: the package of another build (bench/run.mjs --before), measured the same way.
+const PKG = new URLSearchParams(location.search).get("pkg") === "/before/" ? "/before/" : "/ours/";
+const { AutumnTracker } = await import(`${PKG}js/browser.js`);
+const { default: init } = await import(`${PKG}pkg/autumn_track.js`);
 
 // browser.js already initialised the module: init() hands back its exports (memory included).
 const wasm = await init();

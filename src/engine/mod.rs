@@ -106,6 +106,10 @@ pub struct Engine {
     /// resend with the same key within the confirmation window does not take a 409 as proof.
     recent: Vec<(String, Sent)>,
     totals: Totals,
+    /// Calls put to sleep before a retry, with when: checked against the call when read (a call
+    /// woken or gone meanwhile is dropped then), so that the timer's work follows the sleepers,
+    /// not every call in flight.
+    sleepers: Vec<(f64, Id)>,
     /// The monotonic clock's last reading.
     mono: f64,
     mono_seen: bool,
@@ -187,6 +191,7 @@ impl Engine {
             held_customers: Vec::new(),
             recent: Vec::new(),
             totals: Totals::default(),
+            sleepers: Vec::new(),
             mono: f64::NEG_INFINITY,
             mono_seen: false,
             last_op: 0,
@@ -242,9 +247,10 @@ impl Engine {
                 call,
                 event,
                 offline,
+                defer,
             } => {
                 self.offline = offline;
-                track::start(self, call, event);
+                track::start(self, call, event, defer);
             }
             Input::Flush { call } => drain::flush(self, call),
             Input::Pending { call } => admin::pending(self, call),
@@ -373,10 +379,11 @@ impl Engine {
         if let Some(t) = self.drain.waiting_until() {
             take(t);
         }
-        for c in self.calls.values() {
-            if let Some(t) = c.sleeping_until() {
-                take(t);
-            }
+        let calls = &self.calls;
+        self.sleepers
+            .retain(|(t, id)| calls.get(id).and_then(|c| c.sleeping_until()) == Some(*t));
+        for (t, _) in &self.sleepers {
+            take(*t);
         }
         if next != self.wake_sent {
             self.wake_sent = next;
@@ -389,11 +396,14 @@ impl Engine {
         // `Date.now()` stands still within a request), so due work is due.
         self.wake_sent = None;
         let now = self.now;
+        let calls = &self.calls;
         let due: Vec<Id> = self
-            .calls
+            .sleepers
             .iter()
-            .filter(|(_, c)| c.sleeping_until().is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
+            .filter(|(t, id)| {
+                *t <= now && calls.get(id).and_then(|c| c.sleeping_until()) == Some(*t)
+            })
+            .map(|(_, id)| *id)
             .collect();
         for id in due {
             track::wake(self, id);
@@ -550,18 +560,14 @@ impl Engine {
             || self
                 .calls
                 .values()
-                .any(|c| c.key() == key && c.holds_record())
+                .any(|c| c.holds_record() && c.key() == key)
     }
 
+    /// Keys the queue's bound must not set aside: the drain's and those whose delete is pending.
+    /// (A record a `track()` call is sending is leased to it, which the stores see themselves.)
     fn busy_keys(&self) -> Vec<String> {
         let mut v: Vec<String> = self.undeleted.iter().cloned().collect();
         v.extend(self.drain.keys());
-        v.extend(
-            self.calls
-                .values()
-                .filter(|c| c.holds_record())
-                .map(|c| String::from(c.key())),
-        );
         v
     }
 

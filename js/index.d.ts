@@ -53,6 +53,12 @@ export interface CloudflareQueueProducer {
   ): Promise<unknown>;
 }
 
+/** A PostgreSQL pool (`new pg.Pool(…)` from the `pg` package), or anything with the same
+ *  `connect()`: clients with `query(text, values)` and `release(err?)`. */
+export interface PostgresPool {
+  connect(): Promise<{ query(text: string, values?: unknown[]): Promise<{ rows: any[] }>; release(err?: boolean | Error): void }>;
+}
+
 /** Options of `new AutumnTracker(options)`. Unknown options are an error (`invalid_options`). */
 export interface TrackerOptions {
   /** Autumn secret key (`am_sk_test_…` / `am_sk_live_…`). Server runtimes only: in a browser,
@@ -94,8 +100,21 @@ export interface TrackerOptions {
    *   `{ status: "queued", storage: "cloudflare", queue: "cloudflare" }`; if the queue does not
    *   take it, it waits in memory (`queue: "memory"`) until `flush()`. Drain the queue with
    *   {@link handleTrackQueue}.
+   * - `{ sqlite: "./autumn-queue.db" }` (Node): a SQLite file (`node:sqlite`, or the
+   *   `better-sqlite3` package on Node 20): `queued` means committed to disk, and the next
+   *   process replays it with the same key;
+   * - `{ postgres: pool }` (Node): one queue for many processes and machines, in PostgreSQL
+   *   (tables created when missing; one drainer at a time per queue).
    */
-  queue?: "auto" | "indexeddb" | "memory" | "off" | { cloudflareQueue: CloudflareQueueProducer } | undefined;
+  queue?:
+    | "auto"
+    | "indexeddb"
+    | "memory"
+    | "off"
+    | { cloudflareQueue: CloudflareQueueProducer }
+    | { sqlite: string }
+    | { postgres: PostgresPool }
+    | undefined;
   /** IndexedDB database name (1–128 characters); the tabs of an origin with the same name share
    *  one queue. Default `"autumn-track"`. */
   queueName?: string | undefined;
@@ -149,9 +168,9 @@ export interface AutumnTrackResponse {
   [key: string]: unknown;
 }
 
-/** Where a queued event waits: IndexedDB, this page's or process's memory, or the Cloudflare
- *  Queue (`queue: { cloudflareQueue }`). */
-export type QueueStorage = "indexeddb" | "memory" | "cloudflare";
+/** Where a queued event waits: IndexedDB, this page's or process's memory, the Cloudflare
+ *  Queue (`queue: { cloudflareQueue }`), or a server's SQLite file or PostgreSQL database. */
+export type QueueStorage = "indexeddb" | "memory" | "cloudflare" | "sqlite" | "postgres";
 
 /**
  * Why `track()` resolved `queued` (the event is kept and replayed with the same key):
@@ -165,6 +184,8 @@ export type QueueStorage = "indexeddb" | "memory" | "cloudflare";
  *   auth layer sending an expired session to a sign-in page), `customer_mismatch` (your route
  *   refused an event for another customer than the one signed in): kept until that is fixed;
  * - `offline`: the device said it is offline, so nothing was sent;
+ * - `accepted`: committed to a server's queue by the route (`handleTrackRequest` with a
+ *   `queue`), which delivers it;
  * - `deferred`: the queue write took so long (the machine slept) that the replay sends it;
  * - `taken_over`: another tab took the event over while this one was suspended;
  * - `already_queued`: an event with this key is queued or being sent already; that copy is
@@ -181,6 +202,7 @@ export type QueuedReason =
   | "redirected"
   | "customer_mismatch"
   | "offline"
+  | "accepted"
   | "deferred"
   | "taken_over"
   | "already_queued";
@@ -243,7 +265,7 @@ export interface PendingCounts {
   inFlight: number;
   deadLetters: number;
   /** The queue's store (`"off"` with `queue: "off"` or after `close()`). */
-  storage: "indexeddb" | "memory" | "off";
+  storage: "indexeddb" | "memory" | "off" | "sqlite" | "postgres";
   /** When any: of the queued, how many wait in memory because the store refused to write them
    *  (a full quota, say). */
   inMemory?: number;

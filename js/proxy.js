@@ -18,6 +18,11 @@
 // Only the Node and Workers entries export it: the browser entry (and its size budget) never
 // loads this file.
 import { AutumnTracker, glue } from "./wire.js";
+import { DEFER } from "./tracker.js";
+
+/** What `identify` returns for a trusted server caller that may bill any customer (the relay's
+ *  "*" tokens): each event must then name its customer. Never return it for a browser session. */
+export const ANY_CUSTOMER = Symbol.for("autumn-track.any-customer");
 
 const TRACK_PATH = "/v1/balances.track";
 const BATCH_PATH = "/v1/balances.batch_track";
@@ -59,6 +64,36 @@ function upstreamTracker(o) {
   });
 }
 
+/** Long-lived trackers of routes that hold events durably (`queue`), by their options. */
+const durables = new Map();
+
+/** The route's own durable tracker: one per queue and upstream, kept across requests. Its
+ *  drain delivers what requests commit; `onEvent` sees its dead letters and retries. */
+function durableTracker(o) {
+  const id = JSON.stringify([o.queue.sqlite ?? null, o.queueName, o.baseUrl, o.apiVersion ?? null, o.secretKey.length]);
+  const hit = durables.get(id);
+  if (hit && hit.pool === (o.queue.postgres ?? null) && hit.secretKey === o.secretKey) return hit.tracker;
+  const tracker = new AutumnTracker({
+    secretKey: o.secretKey,
+    baseUrl: o.baseUrl,
+    apiVersion: o.apiVersion,
+    timeoutMs: o.timeoutMs,
+    queue: o.queue,
+    queueName: o.queueName,
+    ...(o.onEvent && { onEvent: o.onEvent }),
+  });
+  durables.set(id, { tracker, pool: o.queue.postgres ?? null, secretKey: o.secretKey });
+  return tracker;
+}
+
+/** The tracker that holds and delivers the events of the route with these options (which must
+ *  have a `queue`): for counts and dead letters (the relay's /healthz). */
+export function routeTracker(options) {
+  const o = readOptions(options);
+  if (!o.queue) throw new TypeError("routeTracker: the options have no `queue`");
+  return durableTracker(o);
+}
+
 /** A tracker used only for `validate()` (the core's rules, without a send). */
 function validatorTracker() {
   validator ??= new AutumnTracker({ queue: "off" });
@@ -74,7 +109,12 @@ function readOptions(options) {
   const {
     secretKey, identify, allowedOrigins, baseUrl = DEFAULT_BASE_URL, apiVersion, timeoutMs,
     maxRetries = DEFAULT_MAX_RETRIES, maxBodyBytes = DEFAULT_MAX_BODY_BYTES, rateLimit, pathPrefix, authorize,
+    queue, queueName = "autumn-track-route", onEvent,
   } = options;
+  if (queue !== undefined && (queue === null || typeof queue !== "object" || (typeof queue.sqlite !== "string" && typeof queue.postgres?.connect !== "function"))) {
+    throw new ConfigError('`queue` must be { sqlite: "./queue.db" } or { postgres: pool } (Node)');
+  }
+  if (onEvent !== undefined && typeof onEvent !== "function") throw new ConfigError("`onEvent` must be a function");
   if (typeof secretKey !== "string" || secretKey === "") throw new ConfigError("`secretKey` is required (Autumn's am_sk_… key, from a secret binding or the environment)");
   if (typeof identify !== "function") throw new ConfigError("`identify(request)` is required: it returns the caller's Autumn customer id, or null");
   if (authorize !== undefined && typeof authorize !== "function") throw new ConfigError("`authorize` must be a function");
@@ -95,6 +135,7 @@ function readOptions(options) {
     secretKey, identify, authorize, origins, baseUrl, apiVersion, timeoutMs, maxRetries, maxBodyBytes,
     rateLimit: rateLimit ?? null,
     pathPrefix: pathPrefix === undefined ? undefined : pathPrefix.replace(/\/+$/, ""),
+    queue, queueName, onEvent,
   };
 }
 
@@ -248,12 +289,14 @@ const isPlainObject = (v) => v !== null && typeof v === "object" && !Array.isArr
  *  `null` when the event is for someone else. */
 function forCaller(body, ids, headerKey) {
   const claimed = body.customer_id ?? body.customerId;
-  if (claimed !== undefined && !ids.includes(claimed)) return null;
+  if (ids === ANY_CUSTOMER) {
+    // Validation names a missing or bad customer_id; nothing else to check here.
+  } else if (claimed !== undefined && !ids.includes(claimed)) return null;
   const input = {};
   for (const [k, v] of Object.entries(body)) {
     if (k !== "customer_id" && k !== "customerId") input[k] = v;
   }
-  input.customer_id = claimed ?? ids[0];
+  if (claimed !== undefined || ids !== ANY_CUSTOMER) input.customer_id = claimed ?? ids[0];
   if (input.idempotency_key === undefined && input.idempotencyKey === undefined && headerKey) {
     input.idempotency_key = headerKey;
   }
@@ -422,12 +465,13 @@ async function handle(request, o, ctx) {
   } catch {
     who = null;
   }
-  // One customer id, or the ids the caller may bill (a user of several organisations).
-  const ids = (Array.isArray(who) ? who : [who]).filter((x) => typeof x === "string" && x !== "");
-  if (ids.length === 0) {
+  // One customer id, the ids the caller may bill (a user of several organisations), or — for a
+  // trusted server caller only (the relay's "*" tokens) — ANY_CUSTOMER: the one each event names.
+  const ids = who === ANY_CUSTOMER ? ANY_CUSTOMER : (Array.isArray(who) ? who : [who]).filter((x) => typeof x === "string" && x !== "");
+  if (ids !== ANY_CUSTOMER && ids.length === 0) {
     return error(ctx, 401, "unauthorized", "sign in first: this route tracks usage for the signed-in customer only");
   }
-  const customerId = ids[0];
+  const customerId = ids === ANY_CUSTOMER ? "*" : ids[0];
 
   if (o.rateLimit) {
     const waitMs = limiterFor(o.rateLimit).take(customerId);
@@ -445,15 +489,31 @@ async function handle(request, o, ctx) {
 
   let tracker;
   try {
-    tracker = upstreamTracker(o);
+    tracker = o.queue ? durableTracker(o) : upstreamTracker(o);
   } catch (e) {
     return logged(ctx, failure(e)); // bad upstream options: 500 proxy_misconfigured
   }
   try {
     return await forward(ctx, o, request, kind, body, ids, tracker);
   } finally {
-    tracker.close();
+    if (!o.queue) tracker.close();
   }
+}
+
+/** A route with a durable `queue`: the events are committed there, and the caller is answered
+ *  202 then (not after Autumn answered); the route's own drain delivers them with their keys. */
+async function commit(ctx, tracker, inputs) {
+  let results;
+  try {
+    results = await Promise.all(inputs.map((input) => tracker[DEFER](input)));
+  } catch (e) {
+    return logged(ctx, failure(e, inputs.length > 1 ? "items: " : ""));
+  }
+  // Only a durable commit is an answer: a queue that fell back to memory (it did not open) is
+  // this process's alone, and the caller keeps its events instead.
+  const weak = results.find((r) => r.storage !== "sqlite" && r.storage !== "postgres");
+  if (weak) return unavailable(ctx, "the route's queue is not available: resend with the same idempotency key");
+  return respond(ctx, 202, { success: true, queued: results.length });
 }
 
 /** Checks the parsed body's events for the caller and forwards them through `tracker`. */
@@ -467,7 +527,7 @@ async function forward(ctx, o, request, kind, body, ids, tracker) {
     if (input === null) return mismatch(ctx);
     const refused = await authorizeAll(o, [input], input.customer_id, request, "");
     if (refused) return refused(ctx);
-    return trackOne(ctx, tracker, input);
+    return o.queue ? commit(ctx, tracker, [input]) : trackOne(ctx, tracker, input);
   }
 
   if (!Array.isArray(body) || body.length < 1 || body.length > MAX_BATCH_ITEMS) {
@@ -483,7 +543,7 @@ async function forward(ctx, o, request, kind, body, ids, tracker) {
   if (invalid) return logged(ctx, invalid);
   const refused = await authorizeAll(o, inputs, customerId, request, "items");
   if (refused) return refused(ctx);
-  return trackBatch(ctx, tracker, inputs);
+  return o.queue ? commit(ctx, tracker, inputs) : trackBatch(ctx, tracker, inputs);
 }
 
 function tooLarge(ctx, o) {

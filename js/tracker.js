@@ -8,6 +8,8 @@
 // also runs under the Rust browser suites, which bind their own build of the wasm.
 
 const VERSION = 1; // of Cloudflare Queue messages
+/** The method a route uses to hand an event over durably (see `[DEFER]` below). */
+export const DEFER = Symbol.for("autumn-track.defer");
 const HANDOVER_TIMEOUT_MS = 10_000;
 const MAX_DELAY_S = 43_200;
 
@@ -68,7 +70,8 @@ async function read(res) {
 const UNSENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
 const unsent = (e) => {
   try {
-    return UNSENT.has(e?.cause?.code) || UNSENT.has(e?.code);
+    // (Node's fetch also refuses the ports the Fetch standard blocks, before connecting.)
+    return UNSENT.has(e?.cause?.code) || UNSENT.has(e?.code) || e?.cause?.message === "bad port";
   } catch {
     return false;
   }
@@ -131,9 +134,23 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       const { onEvent, queue, ...rest } = o;
       const core = { ...rest };
       let cf = null;
-      if (queue !== null && typeof queue === "object") {
-        for (const k of Object.keys(queue)) {
-          if (k !== "cloudflareQueue") throw optionsError("queue", `unknown option queue.${k}; the object form is { cloudflareQueue: env.YOUR_QUEUE }`);
+      let sql = null;
+      const keys = queue !== null && typeof queue === "object" ? Object.keys(queue) : [];
+      if (keys.length === 1 && (keys[0] === "sqlite" || keys[0] === "postgres")) {
+        // A durable queue for servers (Node): a SQLite file, or a PostgreSQL pool for a fleet.
+        if (typeof stores.openServerStore !== "function") {
+          throw optionsError("queue", `queue.${keys[0]} is for Node: here, use IndexedDB ("auto") or { cloudflareQueue }`);
+        }
+        if (keys[0] === "sqlite" ? typeof queue.sqlite !== "string" || queue.sqlite === "" : !queue.postgres || typeof queue.postgres.connect !== "function") {
+          throw optionsError("queue", keys[0] === "sqlite" ? "queue.sqlite must be the database file's path" : "queue.postgres must be a pg Pool (new pg.Pool({ connectionString }))");
+        }
+        sql = { ...queue };
+        core.queue = "auto";
+      } else if (queue !== null && typeof queue === "object") {
+        for (const k of keys) {
+          if (k !== "cloudflareQueue") {
+            throw optionsError("queue", `unknown option queue.${k}; the object forms are { cloudflareQueue: env.YOUR_QUEUE }, { sqlite: "./queue.db" } and { postgres: pool }`);
+          }
         }
         cf = queue.cloudflareQueue;
         if (!cf || typeof cf.send !== "function") {
@@ -144,7 +161,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
         if (core.maxRetries === undefined) core.maxRetries = 2;
       } else if (queue !== undefined) core.queue = queue;
       if (onEvent !== undefined && typeof onEvent !== "function") throw optionsError("onEvent", "`onEvent` must be a function");
-      const h = new Driver(core, cf, onEvent);
+      const h = new Driver(core, cf, onEvent, sql);
       h.build();
       this.#h = h;
       const ref = new WeakRef(this);
@@ -160,6 +177,12 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
      */
     track(input) {
       return this.#h.call("track", input);
+    }
+
+    /** The route's way in (js/proxy.js with a durable `queue`): validates and stores the event,
+     *  resolving `queued` (reason `accepted`) once it is committed; the drain delivers it. */
+    [DEFER](input) {
+      return this.#h.call("defer", input);
     }
 
     /** Validates `input` exactly as `track()` does, without sending or queueing anything. */
@@ -220,9 +243,10 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
   // ---- the driver ---------------------------------------------------------------------------
 
   class Driver {
-    constructor(core, cf, onEvent) {
+    constructor(core, cf, onEvent, sql) {
       this.core = core;
       this.cf = cf;
+      this.sql = sql;
       this.listeners = new Set(onEvent ? [onEvent] : []);
       this.calls = new Map(); // id → { resolve, reject, key }
       this.responses = new Map(); // request id → parsed 2xx body
@@ -297,17 +321,18 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       this.renew();
       const id = this.nextCall++;
       let key;
-      if (kind === "track") {
+      if (kind === "track" || kind === "defer") {
         try {
           key = arg?.idempotencyKey ?? arg?.idempotency_key;
         } catch {}
       }
       const p = new Promise((resolve, reject) => this.calls.set(id, { resolve, reject, key }));
+      this.hold();
       try {
         this.guard(() => {
           const now = wall();
           const m = mono();
-          if (kind === "track") this.engine.track(id, arg, now, m, globalThis.navigator?.onLine === false);
+          if (kind === "track" || kind === "defer") this.engine.track(id, arg, now, m, globalThis.navigator?.onLine === false, kind === "defer");
           else this.engine.feed({ t: kind, call: id, keys: arg }, now, m);
         }, arg);
       } catch (e) {
@@ -378,7 +403,8 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
     open() {
       const kind = this.config.queue;
       this.opening = true;
-      stores.openStore(kind === "memory" ? "memory" : "auto", this.name).then(async ({ store, fallback }) => {
+      const opened = this.sql ? stores.openServerStore(this.sql, this.name, stores.openMemory) : stores.openStore(kind === "memory" ? "memory" : "auto", this.name);
+      opened.then(async ({ store, fallback }) => {
         this.opening = false;
         if (this.closed) return store.close();
         this.main = store;
@@ -407,6 +433,8 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       on("visibilitychange", () => g.document?.visibilityState === "hidden" && this.signal("hidden"));
       on("pagehide", () => this.signal("pagehide"));
       this.channel = stores.openChannel(`autumn-track:${this.name}`, () => ref.deref() && this.signal("remote"));
+      // A server queue shared by processes: look for what others left, now and then.
+      this.main?.watch?.(() => ref.deref() && this.signal("remote"));
     }
 
     signal(what) {
@@ -498,9 +526,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
           // No earlier than asked, whatever the clock says (Workers' stands still in a request).
           this.feed((e, now, m) => e.feed({ t: "timer" }, Math.max(now, at), m));
         }, Math.max(0, Math.min(at - wall(), 2_147_483_000)));
-        // In Node a wake-up for the queue alone does not keep the process alive; one a caller
-        // waits on (an in-call retry) does.
-        if (this.calls.size === 0) this.timer?.unref?.();
+        this.hold();
       } catch {
         // Workers refuse timers outside a request: the next call drains.
       }
@@ -508,17 +534,19 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
 
     lock() {
       const gen = this.gen;
-      stores
-        .exclusive(`autumn-track:${this.name}`, () => {
-          if (gen !== generation || this.closed) return Promise.resolve();
-          return new Promise((release) => {
-            this.release = release;
-            this.signal("locked");
-          });
-        })
-        .then((ran) => {
-          if (ran === false && gen === generation) this.signal("lockBusy");
+      const run = (f) => (this.main?.exclusive ? this.main.exclusive(f) : stores.exclusive(`autumn-track:${this.name}`, f));
+      run(() => {
+        if (gen !== generation || this.closed) return Promise.resolve();
+        return new Promise((release) => {
+          this.release = release;
+          this.signal("locked");
         });
+      }).then(
+        (ran) => ran === false && gen === generation && this.signal("lockBusy"),
+        // The lock could not be asked for (a database down): like a busy one, the next trigger
+        // tries again.
+        () => gen === generation && !this.release && this.signal("lockBusy"),
+      );
     }
 
     emit(ev) {
@@ -532,10 +560,18 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       }
     }
 
+    /** In Node a wake-up for the queue alone does not keep the process alive; one while a
+     *  caller waits (an in-call retry, a flush() joining a drain that waits) does. */
+    hold() {
+      const t = this.timer;
+      if (t && typeof t.ref === "function") this.calls.size ? t.ref() : t.unref();
+    }
+
     resolve(c) {
       const call = this.calls.get(c.call);
       if (!call) return;
       this.calls.delete(c.call);
+      if (this.calls.size === 0) this.hold();
       if (c.error !== undefined) return call.reject(Object.assign(new TrackError(c.error.message), c.error));
       const v = c.value;
       if (v && typeof v === "object" && !Array.isArray(v)) {

@@ -11,10 +11,11 @@ export let AutumnTracker;
 /** The wasm glue's exports (set by `wire`). */
 export let glue;
 
-/** Builds the package on the initialized glue. */
-export function wire(g) {
+/** Builds the package on the initialized glue; `more`: stores only a runtime has (the Node
+ *  entry's SQLite and PostgreSQL queues). */
+export function wire(g, more) {
   glue = g;
-  AutumnTracker = bindTracker({ makeEngine: (o, env) => new g.Engine(o, env), stores, TrackError });
+  AutumnTracker = bindTracker({ makeEngine: (o, env) => new g.Engine(o, env), stores: { ...stores, ...more }, TrackError });
   // After a panic: the error class for the fresh instance, then every tracker rebuilds itself.
   const setup = () =>
     g.__setTrackErrorClass(TrackError, () => {

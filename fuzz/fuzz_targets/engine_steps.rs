@@ -514,11 +514,15 @@ impl World {
         let call = self.next_call + 1;
         self.next_call = call;
         self.calls.insert(call, Some(key));
-        let offline = b.u8() & 1 == 1;
+        let flags = b.u8();
+        let offline = flags & 1 == 1;
+        // Now and then a deferred one (a route holding events durably): stored, not sent.
+        let defer = flags & 6 == 6;
         self.input(Input::Track {
             call,
             event,
             offline,
+            defer,
         });
     }
 

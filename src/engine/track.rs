@@ -22,6 +22,9 @@ pub(super) const STALE_WRITE_MS: f64 = 10_000.0;
 /// What a queued event says when it was tracked offline.
 const OFFLINE: &str = "the device is offline";
 
+/// What a deferred event says (`Input::Track { defer }`).
+const ACCEPTED: &str = "committed to the queue: the replay delivers it";
+
 /// One call in progress.
 pub(super) struct Call {
     rec: Record,
@@ -49,6 +52,10 @@ pub(super) struct Call {
     /// The caller's timestamp was already corrected after a "future timestamp" refusal.
     ts_retried: bool,
     offline: bool,
+    /// Stored for the drain to deliver, not sent by this call ([`Input::Track`]'s `defer`).
+    ///
+    /// [`Input::Track`]: super::Input::Track
+    defer: bool,
     /// Why it was kept, once it was (for the hand-over's result).
     reason: &'static str,
     phase: Phase,
@@ -84,7 +91,7 @@ impl Call {
 
     /// True while its stored record belongs to this call (no drain may send it).
     pub(super) fn holds_record(&self) -> bool {
-        self.stored.is_some() && !self.offline
+        self.stored.is_some() && !self.offline && !self.defer
     }
 
     pub(super) fn waits_for_store(&self) -> bool {
@@ -99,8 +106,8 @@ impl Call {
     }
 }
 
-/// `track(event)`.
-pub(super) fn start(e: &mut Engine, id: Id, event: Event) {
+/// `track(event)`; `defer`: store it and leave the delivery to the drain.
+pub(super) fn start(e: &mut Engine, id: Id, event: Event, defer: bool) {
     let now = e.now;
     let rec = queue::new_record(&event, 0.0, now);
     let mut call = Call {
@@ -120,6 +127,7 @@ pub(super) fn start(e: &mut Engine, id: Id, event: Event) {
         stored_sent: None,
         ts_retried: false,
         offline: e.offline,
+        defer,
         reason: "server_error",
         phase: Phase::WaitStore,
     };
@@ -128,6 +136,7 @@ pub(super) fn start(e: &mut Engine, id: Id, event: Event) {
         // failure rejects (`unavailable`, with the key) instead of queuing into the void.
         StorePhase::Off | StorePhase::Closed => {
             call.offline = false;
+            call.defer = false;
             // Another call of this key may be running: its claim is no proof for this one.
             let other = e
                 .calls
@@ -158,7 +167,7 @@ fn already_here(e: &mut Engine, id: Id) -> bool {
     let twice = e
         .calls
         .iter()
-        .any(|(i, c)| *i != id && c.rec.key == key && c.holds_record());
+        .any(|(i, c)| c.holds_record() && *i != id && c.rec.key == key);
     if !(twice || e.drain.has(&key) || e.spilled.contains(&key) || e.undeleted.contains(&key)) {
         return false;
     }
@@ -203,9 +212,9 @@ fn add(e: &mut Engine, id: Id) {
     c.rec.seq = seq;
     c.rec.created_at = now;
     c.rec.server_created = e.clock.known_server_now(now);
-    if c.offline {
+    if c.offline || c.defer {
         c.rec.next_at = now;
-        c.rec.last_error = Some(String::from(OFFLINE));
+        c.rec.last_error = Some(String::from(if c.defer { ACCEPTED } else { OFFLINE }));
         c.rec.sent_at = None;
     } else {
         c.rec.next_at = now + LEASE_MS;
@@ -361,8 +370,16 @@ fn added(e: &mut Engine, id: Id, result: Result<Stored, String>) {
             if target == Target::Spill {
                 e.spilled.insert(key.clone());
             }
-            let offline = e.calls.get(&id).is_some_and(|c| c.offline);
-            if offline {
+            let held = e
+                .calls
+                .get(&id)
+                .and_then(|c| (c.offline || c.defer).then_some(c.defer));
+            if let Some(defer) = held {
+                let (reason, message) = if defer {
+                    ("accepted", ACCEPTED)
+                } else {
+                    ("offline", OFFLINE)
+                };
                 let storage = e.storage_of(&key);
                 settle(
                     e,
@@ -371,13 +388,13 @@ fn added(e: &mut Engine, id: Id, result: Result<Stored, String>) {
                     Settled {
                         result: Ok(Outcome::Queued {
                             key: key.clone(),
-                            reason: "offline",
-                            message: String::from(OFFLINE),
+                            reason,
+                            message: String::from(message),
                             storage,
                         }),
                         notice: Some(Notice {
-                            reason: Some("offline"),
-                            message: Some(String::from(OFFLINE)),
+                            reason: Some(reason),
+                            message: Some(String::from(message)),
                             storage: Some(storage),
                             ..Notice::keyed("queued", &key)
                         }),
@@ -506,7 +523,11 @@ fn send(e: &mut Engine, id: Id) {
 /// as being sent), then send.
 pub(super) fn wake(e: &mut Engine, id: Id) {
     let now = e.now;
-    let Some(c) = e.calls.get_mut(&id) else {
+    let Some(c) = e
+        .calls
+        .get_mut(&id)
+        .filter(|c| c.sleeping_until().is_some())
+    else {
         return;
     };
     // Past the budget on either clock (a clock set back does not stretch it): the lease, which
@@ -627,6 +648,7 @@ pub(super) fn replied(e: &mut Engine, id: Id, req: Id, reply: Reply) {
                 Some(d) => {
                     if let Some(c) = e.calls.get_mut(&id) {
                         c.phase = Phase::Sleeping(now + d as f64);
+                        e.sleepers.push((now + d as f64, id));
                     }
                 }
                 None if queued => keep(e, id, &reply, verdict, retry_after),

@@ -35,6 +35,10 @@ pub enum Input {
         event: Event,
         /// `navigator.onLine === false`.
         offline: bool,
+        /// Store it and let the drain deliver it: the call resolves `queued` (reason `accepted`)
+        /// once the record is committed (a route that holds events durably answers its caller
+        /// then). Without a queue it is sent as usual.
+        defer: bool,
     },
     /// `flush()`.
     Flush {

@@ -128,7 +128,7 @@ impl Engine {
     }
 
     /// `track(input)` as call `call`: validates synchronously (throws `TrackError`
-    /// `invalid_input`), then starts it.
+    /// `invalid_input`), then starts it. `defer`: store it and let the drain deliver it.
     pub fn track(
         &mut self,
         call: engine::Id,
@@ -136,6 +136,7 @@ impl Engine {
         now: f64,
         mono: f64,
         offline: bool,
+        defer: bool,
     ) -> Result<(), JsValue> {
         let ev = prepare(self.core.options(), input, self.core.server_now(now))
             .map_err(|e| js_err(&e))?;
@@ -144,6 +145,7 @@ impl Engine {
                 call,
                 event: ev,
                 offline,
+                defer,
             },
             now,
             mono,

@@ -16,8 +16,17 @@ trap 'rm -rf "$work"; stop_mock' EXIT
 npm pack --silent --pack-destination "$work" >/dev/null
 tarball=$(ls "$work"/autumn-track-*.tgz)
 mkdir "$work/app"
-cp tests/node/*.test.mjs "$work/app/"
+cp tests/node/*.mjs "$work/app/"
+repo=$PWD
+export AUTUMN_MOCK_BIN="$repo/target/release/autumn-mock"
 cd "$work/app"
 echo '{"name":"node-consumer","private":true,"type":"module"}' > package.json
 npm install --silent --no-audit --no-fund "$tarball"
-node --test --test-reporter=tap ./*.test.mjs
+# The package's optional peer dependencies for the server queues, as a user installs them:
+# linked from the repo's own node_modules (no registry needed here).
+for dep in better-sqlite3 pg; do
+  [ -d "$repo/node_modules/$dep" ] && ln -s "$repo/node_modules/$dep" "node_modules/$dep"
+done
+# NODE_BIN: another Node (scripts/test.sh runs this suite on Node 20, 22 and 24).
+"${NODE_BIN:-node}" --version | sed 's/^/# node /'
+"${NODE_BIN:-node}" --test --test-reporter=tap --test-concurrency=1 ./*.test.mjs

@@ -745,12 +745,16 @@ impl World {
                 self.next_call += 1;
                 self.tabs[tab].calls.insert(call, key);
                 let offline = self.tabs[tab].offline;
+                // One in ten deferred (what a route holding events durably does): stored, then
+                // delivered by the drain.
+                let defer = self.rng.below(10) == 0;
                 self.input(
                     tab,
                     Input::Track {
                         call,
                         event: ev,
                         offline,
+                        defer,
                     },
                 );
             }

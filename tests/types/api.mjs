@@ -175,7 +175,7 @@ same("DeadLetterInfo", props(typeNamed("DeadLetterInfo")), members(section(encod
 
 // Storage: the core's kinds, `durable` replaced by the driver with the store's kind.
 const storages = all(/Storage::\w+ => "(\w+)"/g, encode);
-const storeKinds = all(/this\.kind = "(\w+)"/g, read("js/store.js"));
+const storeKinds = [...all(/this\.kind = "(\w+)"/g, read("js/store.js")), ...all(/super\("(\w+)"/g, read("js/sqlstore.js"))];
 if (!/storage === "durable"\) \w+\.storage = this\.mainKind/.test(driver)) fail("js/tracker.js no longer maps storage durable → the store's kind");
 same(
   "QueueStorage | PendingCounts.storage",
@@ -187,7 +187,12 @@ same(
 // Reasons: what queued_reason() answers, and the literals the engine queues with.
 const queuedReason = all(/=> "(\w+)"/g, section(read("src/answer.rs"), "pub fn queued_reason(", "\n}\n", "src/answer.rs"));
 const trackRs = read("src/engine/track.rs");
-same("QueuedReason", lits(typeNamed("QueuedReason")), [...queuedReason, ...all(/reason: "(\w+)"/g, trackRs)], "src/answer.rs queued_reason + src/engine/track.rs");
+same(
+  "QueuedReason",
+  lits(typeNamed("QueuedReason")),
+  [...queuedReason, ...all(/reason: "(\w+)"/g, trackRs), ...all(/\("(\w+)", (?:ACCEPTED|OFFLINE)\)/g, trackRs)],
+  "src/answer.rs queued_reason + src/engine/track.rs",
+);
 const drainRs = read("src/engine/drain.rs");
 same(
   "TrackQueueMessage.reason",

@@ -28,13 +28,13 @@ const opt = (name) => {
   return argv[i].includes("=") ? argv[i].split("=")[1] : argv[i + 1];
 };
 const QUICK = flag("--quick");
-const ALL = ["size", "cost", "online", "offline", "coldstart", "memory"];
+const ALL = ["size", "cost", "online", "offline", "coldstart", "memory", "servers"];
 const ONLY = (opt("--only") || ALL.join(",")).split(",").map((s) => s.trim());
 for (const o of ONLY) if (!ALL.includes(o)) throw new Error(`--only: unknown measurement ${o} (${ALL.join(", ")})`);
 
 const CFG = QUICK
-  ? { repeats: 1, cost: { samples: 10, batch: 20, warm: 50 }, onlineN: 200, conc: 16, offlineN: 200, memory: { total: 1000, chunks: 2 }, coldRounds: 1 }
-  : { repeats: 3, cost: { samples: 100, batch: 50, warm: 500 }, onlineN: 10_000, conc: 16, offlineN: 10_000, memory: { total: 100_000, chunks: 10 }, coldRounds: 15 };
+  ? { repeats: 1, cost: { samples: 10, batch: 20, warm: 50 }, onlineN: 200, conc: 16, offlineN: 200, memory: { total: 1000, chunks: 2 }, coldRounds: 1, servers: { n: 200, latencyN: 20, fleetN: 2000, fleetProcs: 2 } }
+  : { repeats: 3, cost: { samples: 100, batch: 50, warm: 500 }, onlineN: 10_000, conc: 16, offlineN: 10_000, memory: { total: 100_000, chunks: 10 }, coldRounds: 15, servers: { n: 10_000, latencyN: 500, fleetN: 100_000, fleetProcs: 4 } };
 if (opt("--repeats")) CFG.repeats = Number(opt("--repeats"));
 const OUT = opt("--out") || join(BENCH, QUICK ? "results-quick.tmp" : "results.json");
 // --before DIR: a copy of another build's pkg/ and js/ (say, the last release), whose size and
@@ -144,6 +144,12 @@ try {
   await measure("memory", `(7) memory: wasm linear memory and JS heap over ${CFG.memory.total} delivered events`, async () => {
     await mock.post("/_mock/reset");
     return B.memory(browser, mock, { ...CFG.memory, conc: CFG.conc });
+  });
+
+  await measure("servers", `(8)–(10) server queues: SQLite and PostgreSQL vs their floors and memory; a fleet draining ${CFG.servers.fleetN}`, async () => {
+    await mock.post("/_mock/reset");
+    const { servers } = await import("./lib/servers.mjs");
+    return servers(mock, CFG.servers);
   });
 } catch (e) {
   tap.notOk("bench setup (snapshot, autumn-mock, Chromium)", 0, e);

@@ -75,30 +75,57 @@ class Ops {
       [this.queue, l.key, num(r.seq), typeof r.customer === "string" ? r.customer : null, String(l.code), num(l.status), l.message ?? null, num(l.failedAt), body, JSON.stringify(l)],
     );
   }
-  async add(q, arg) {
-    const out = { evicted: [], existing: [], deadSent: [] };
-    for (const r of arg.records) {
-      const [d] = await q(`SELECT letter FROM autumn_track_dead WHERE queue = ? AND key = ?`, [this.queue, r.key]);
-      if (d) {
-        const dr = parse(d.letter).record;
-        if (dr) {
-          out.deadSent.push({ key: r.key, record: dr });
-          // An attempt of the key that got no answer may still be running: the record waits.
-          if (dr.sentAt !== undefined && r.sentAt === undefined) {
-            r.sentAt = dr.sentAt;
-            if (dr.sentSrv !== undefined) r.sentSrv = dr.sentSrv;
-          }
+  /** Adds the records of several `add` calls in one go (a group commit): a few statements for
+   *  the whole group, not a few per record. Returns each call's `{ evicted, existing, deadSent }`;
+   *  the last call's limit is kept once all are in. */
+  async addMany(q, args) {
+    const outs = args.map(() => ({ evicted: [], existing: [], deadSent: [] }));
+    const recs = args.flatMap((a, i) => a.records.map((r) => ({ r, out: outs[i] })));
+    // Dead letters of the same keys (looked up only when there are dead letters at all).
+    const [{ n: dead }] = await q(`SELECT COUNT(*) AS n FROM autumn_track_dead WHERE queue = ?`, [this.queue]);
+    if (Number(dead) > 0) {
+      const letters = new Map();
+      for (let i = 0; i < recs.length; i += 100) {
+        const part = recs.slice(i, i + 100);
+        const rows = await q(`SELECT key, letter FROM autumn_track_dead WHERE queue = ? AND key IN (${part.map(() => "?").join(",")})`, [
+          this.queue,
+          ...part.map((x) => x.r.key),
+        ]);
+        for (const row of rows) letters.set(row.key, parse(row.letter).record);
+      }
+      for (const { r, out } of recs) {
+        const dr = letters.get(r.key);
+        if (!dr) continue;
+        out.deadSent.push({ key: r.key, record: dr });
+        // An attempt of the key that got no answer may still be running: the record waits.
+        if (dr.sentAt !== undefined && r.sentAt === undefined) {
+          r.sentAt = dr.sentAt;
+          if (dr.sentSrv !== undefined) r.sentSrv = dr.sentSrv;
         }
       }
-      const ins = await q(
-        `INSERT INTO autumn_track_queue (queue, key, seq, sent_at, record) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (queue, key) DO NOTHING RETURNING key`,
-        [this.queue, r.key, num(r.seq), num(r.sentAt), JSON.stringify(r)],
-      );
-      if (ins.length === 0) out.existing.push(r.key);
     }
-    if (arg.limit) await this.evict(q, arg.limit, out.evicted);
-    return out;
+    // Insert what is not queued yet; an existing record stands (the first of a key in the group
+    // is the one inserted).
+    const inserted = new Set();
+    for (let i = 0; i < recs.length; i += 100) {
+      const part = recs.slice(i, i + 100);
+      const rows = await q(
+        `INSERT INTO autumn_track_queue (queue, key, seq, sent_at, record) VALUES ${part.map(() => "(?, ?, ?, ?, ?)").join(",")}
+         ON CONFLICT (queue, key) DO NOTHING RETURNING key`,
+        part.flatMap(({ r }) => [this.queue, r.key, num(r.seq), num(r.sentAt), JSON.stringify(r)]),
+      );
+      for (const row of rows) inserted.add(row.key);
+    }
+    for (const { r, out } of recs) {
+      if (inserted.has(r.key)) inserted.delete(r.key);
+      else out.existing.push(r.key);
+    }
+    const last = args.findLastIndex((a) => a.limit);
+    if (last >= 0) await this.evict(q, args[last].limit, outs[last].evicted);
+    return outs;
+  }
+  async add(q, arg) {
+    return (await this.addMany(q, [arg]))[0];
   }
   /** Past `limit.max` records, sets the oldest evictable ones aside as `queue_full`. */
   async evict(q, limit, evicted) {
@@ -230,10 +257,21 @@ class SqlStore {
     this.waiting = null;
     this.writing = !!group;
     if (!group) return;
+    // Consecutive adds go together (Ops.addMany), deletes one by one, in arrival order.
     const write = (gs) =>
       this.transaction(async (q) => {
         const outs = [];
-        for (const g of gs) outs.push(await this.ops[g.op](q, g.arg));
+        for (let i = 0; i < gs.length; ) {
+          if (gs[i].op === "add") {
+            let j = i;
+            while (j < gs.length && gs[j].op === "add") j++;
+            outs.push(...(await this.ops.addMany(q, gs.slice(i, j).map((g) => g.arg))));
+            i = j;
+          } else {
+            outs.push(await this.ops[gs[i].op](q, gs[i].arg));
+            i++;
+          }
+        }
         return outs;
       });
     write(group)
@@ -459,6 +497,17 @@ async function migrate(q) {
   const have = row ? Number(row.value) : 0;
   if (have > SCHEMA) throw new Error(`the queue tables were made by a newer autumn-track (schema ${have})`);
   if (have < SCHEMA) await q(`INSERT INTO autumn_track_meta (name, value) VALUES ('schema', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, [String(SCHEMA)]);
+}
+
+/** The tracker's `queue` option when it names a server queue: the spec to open, else `null`;
+ *  throws `error("queue", why)` for a wrong one. */
+export function serverQueue(queue, error) {
+  const keys = queue !== null && typeof queue === "object" ? Object.keys(queue) : [];
+  if (keys.length !== 1 || (keys[0] !== "sqlite" && keys[0] !== "postgres")) return null;
+  if (keys[0] === "sqlite" ? typeof queue.sqlite !== "string" || queue.sqlite === "" : typeof queue.postgres?.connect !== "function") {
+    throw error("queue", keys[0] === "sqlite" ? "queue.sqlite must be the database file's path" : "queue.postgres must be a pg Pool (new pg.Pool({ connectionString }))");
+  }
+  return { ...queue };
 }
 
 /** `openStore` for the Node entry: `{ sqlite: path }` or `{ postgres: pool }`. Never rejects:

@@ -134,23 +134,12 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       const { onEvent, queue, ...rest } = o;
       const core = { ...rest };
       let cf = null;
-      let sql = null;
-      const keys = queue !== null && typeof queue === "object" ? Object.keys(queue) : [];
-      if (keys.length === 1 && (keys[0] === "sqlite" || keys[0] === "postgres")) {
-        // A durable queue for servers (Node): a SQLite file, or a PostgreSQL pool for a fleet.
-        if (typeof stores.openServerStore !== "function") {
-          throw optionsError("queue", `queue.${keys[0]} is for Node: here, use IndexedDB ("auto") or { cloudflareQueue }`);
-        }
-        if (keys[0] === "sqlite" ? typeof queue.sqlite !== "string" || queue.sqlite === "" : !queue.postgres || typeof queue.postgres.connect !== "function") {
-          throw optionsError("queue", keys[0] === "sqlite" ? "queue.sqlite must be the database file's path" : "queue.postgres must be a pg Pool (new pg.Pool({ connectionString }))");
-        }
-        sql = { ...queue };
-        core.queue = "auto";
-      } else if (queue !== null && typeof queue === "object") {
-        for (const k of keys) {
-          if (k !== "cloudflareQueue") {
-            throw optionsError("queue", `unknown option queue.${k}; the object forms are { cloudflareQueue: env.YOUR_QUEUE }, { sqlite: "./queue.db" } and { postgres: pool }`);
-          }
+      // A durable queue for servers (the Node entry's stores read `{ sqlite }`, `{ postgres }`).
+      const sql = stores.serverQueue?.(queue, optionsError) ?? null;
+      if (sql) core.queue = "auto";
+      else if (queue !== null && typeof queue === "object") {
+        for (const k of Object.keys(queue)) {
+          if (k !== "cloudflareQueue") throw optionsError("queue", `unknown option queue.${k}; the object form is { cloudflareQueue: env.YOUR_QUEUE } (on Node also { sqlite } or { postgres })`);
         }
         cf = queue.cloudflareQueue;
         if (!cf || typeof cf.send !== "function") {

@@ -125,6 +125,17 @@ export function renderTable(results) {
       `| (7) memory over ${x.total} delivered events (after GC) | wasm ${mb(x.wasmStart)} → ${mb(x.wasmAfterFirst)} after the first ${x.total / (m.memory.samples.length - 1)} → ${mb(x.wasmEnd)}; JS heap ${mb(x.heapAfterFirst)} → ${mb(x.heapEnd)} | – | flat: ${verdict(x.met)} |`,
     );
   } else err("memory");
+  if (m.servers && !m.servers.error) {
+    const x = m.servers;
+    const e = x.enqueue;
+    const r = (a) => f(a, 0);
+    const within = (ours, floor) => floor / ours <= 2;
+    rows.push(
+      `| (8) durable enqueue on a server, ${x.n} events committed, events/s | SQLite ${r(e.sqlite)} · PostgreSQL ${r(e.postgres)} · memory ${r(e.memory)} | SQLite floor (100/tx) ${r(e.sqliteFloor100)}, 1/tx ${r(e.sqliteFloor1)} · PostgreSQL floor (100/tx) ${r(e.postgresFloor100)}, 1/tx ${r(e.postgresFloor1)} | within 2× of the floor: SQLite ${verdict(within(e.sqlite, e.sqliteFloor100))}, PostgreSQL ${verdict(within(e.postgres, e.postgresFloor100))} |`,
+      `| (9) \`track()\` latency online, one at a time, ms p50 / p99 | SQLite ${f(x.latency.sqlite.p50, 2)} / ${f(x.latency.sqlite.p99, 2)} · PostgreSQL ${f(x.latency.postgres.p50, 2)} / ${f(x.latency.postgres.p99, 2)} | memory ${f(x.latency.memory.p50, 2)} / ${f(x.latency.memory.p99, 2)} | – |`,
+      `| (10) fleet drain of a ${x.fleet.n}-event PostgreSQL backlog, ${x.fleet.procs} processes, s | ${f(x.fleet.seconds, 1)} (${r(x.fleet.eventsPerSec)} events/s) | Autumn's ceiling (10 batch requests/s × 1,000): ${f(x.fleet.ceilingSeconds, 1)} s | – |`,
+    );
+  } else if (m.servers) err("servers");
   const mc = results.machine;
   const load = mc.load.mean1m !== null && mc.load.mean1m !== undefined ? `, load average during the run ${f(mc.load.mean1m, 1)} (max ${f(mc.load.max1m, 1)})` : "";
   return [

@@ -27,8 +27,37 @@ extern "C" {
     pub fn json_parse(text: &str) -> Result<JsValue, JsValue>;
 }
 
+thread_local! {
+    /// Bytes from `crypto.getRandomValues`, drawn 512 at a time: a call per key cost more than
+    /// the rest of making it (Node's is ~8 µs a call). Each byte is used once.
+    static POOL: core::cell::RefCell<([u8; 512], usize)> = const { core::cell::RefCell::new(([0; 512], 512)) };
+}
+
 /// Fills `buf` from `crypto.getRandomValues`, or from `Math.random` where no Web Crypto exists.
 pub fn random_bytes(buf: &mut [u8]) {
+    POOL.with(|p| {
+        let Ok(mut p) = p.try_borrow_mut() else {
+            return fill(buf);
+        };
+        let (pool, used) = &mut *p;
+        if *used + buf.len() > pool.len() {
+            fill(pool);
+            *used = 0;
+        }
+        if let Some(src) = pool.get(*used..*used + buf.len()) {
+            buf.copy_from_slice(src);
+            // Used bytes are not kept around.
+            if let Some(dst) = pool.get_mut(*used..*used + buf.len()) {
+                dst.fill(0);
+            }
+            *used += buf.len();
+        } else {
+            fill(buf);
+        }
+    });
+}
+
+fn fill(buf: &mut [u8]) {
     if get_random_values(buf).is_err() {
         for b in buf.iter_mut() {
             *b = (js_sys::Math::random() * 256.0) as u8;

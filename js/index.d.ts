@@ -53,10 +53,10 @@ export interface CloudflareQueueProducer {
   ): Promise<unknown>;
 }
 
-/** A PostgreSQL pool (`new pg.Pool(…)` from the `pg` package), or anything with the same
- *  `connect()`: clients with `query(text, values)` and `release(err?)`. */
+/** A PostgreSQL pool: `new pg.Pool(…)` from the `pg` package (at least 2 connections: one
+ *  holds the drain's lock while the others work). */
 export interface PostgresPool {
-  connect(): Promise<{ query(text: string, values?: unknown[]): Promise<{ rows: any[] }>; release(err?: boolean | Error): void }>;
+  connect(): Promise<unknown>;
 }
 
 /** Options of `new AutumnTracker(options)`. Unknown options are an error (`invalid_options`). */
@@ -531,6 +531,15 @@ export interface HandleTrackRequestOptions {
   /** Only `{pathPrefix}/v1/balances.track` and `{pathPrefix}/v1/balances.batch_track` are
    *  handled (e.g. `"/api/autumn"`). Default: any path ending in those; others get 404. */
   pathPrefix?: string | undefined;
+  /** Hold the events here (Node): each is committed to this queue and answered 202 then, and
+   *  the route's own tracker delivers it with its key. `{ sqlite: path }` or
+   *  `{ postgres: pool }`. Without it, events are forwarded as they come and Autumn's answer
+   *  is passed on. */
+  queue?: { sqlite: string } | { postgres: PostgresPool } | undefined;
+  /** The route's queue name (its rows' `queue` column). Default `"autumn-track-route"`. */
+  queueName?: string | undefined;
+  /** Called for every event of the route's own tracker (its dead letters, its retries). */
+  onEvent?: ((event: TrackerEvent) => void) | undefined;
 }
 
 /**
@@ -566,7 +575,7 @@ export interface TrackQueueMessage {
   /** When `track()` was called, Unix ms. */
   createdAt: number;
   /** Why it could not be delivered inline, or `retried` (handed over by a replay). */
-  reason: Exclude<QueuedReason, "offline" | "deferred" | "taken_over" | "already_queued"> | "retried";
+  reason: Exclude<QueuedReason, "offline" | "accepted" | "deferred" | "taken_over" | "already_queued"> | "retried";
   /** When an attempt that got no answer was sent (the consumer waits out `confirmAfterMs`). */
   sentAt?: number;
   /** How many times the consumer re-sent it as a copy (see `requeue`). */

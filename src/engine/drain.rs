@@ -136,6 +136,14 @@ impl Drain {
         self.pass.contains(key)
     }
 
+    /// When the drain's request in flight that carries `key` left, if there is one (it may
+    /// still be running at Autumn, holding the key's claim).
+    pub(super) fn sending(&self, key: &str) -> Option<Sent> {
+        let c = self.current.as_ref()?;
+        (matches!(self.phase, Phase::Sending) && c.recs.iter().any(|r| r.key == key))
+            .then_some(c.sent_at)
+    }
+
     pub(super) fn keys(&self) -> impl Iterator<Item = String> + '_ {
         self.pass.iter().cloned()
     }

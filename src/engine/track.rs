@@ -137,14 +137,17 @@ pub(super) fn start(e: &mut Engine, id: Id, event: Event, defer: bool) {
         StorePhase::Off | StorePhase::Closed => {
             call.offline = false;
             call.defer = false;
-            // Another call of this key may be running: its claim is no proof for this one.
+            // Another call of this key may be running, or the drain's request that carries it
+            // (closed while it was in flight): its claim is no proof for this one.
             let other = e
                 .calls
                 .values()
                 .filter(|c| c.rec.key == call.rec.key)
                 .map(|c| c.sent_at)
                 .last();
-            call.earlier_unanswered = other.or_else(|| e.recent(&call.rec.key));
+            call.earlier_unanswered = other
+                .or_else(|| e.drain.sending(&call.rec.key))
+                .or_else(|| e.recent(&call.rec.key));
             e.calls.insert(id, call);
             send(e, id);
         }

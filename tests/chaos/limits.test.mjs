@@ -16,14 +16,16 @@ import { startMock } from "../page/harness.mjs";
 const HTML = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>loading</title>
 <script type="module">
 import { AutumnTracker } from "/js/browser.js";
-// A full disk, on request: puts into the queue's stores fail (Chromium's own quota cannot be
+// A full disk, on request: writes (put, add) into the queue's stores fail (Chromium's own quota cannot be
 // lowered for an in-memory test profile: Storage.overrideQuotaForOrigin changed nothing there).
 window.quotaFull = false;
-const put = IDBObjectStore.prototype.put;
-IDBObjectStore.prototype.put = function (...a) {
-  if (window.quotaFull) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
-  return put.apply(this, a);
-};
+for (const name of ["put", "add"]) {
+  const write = IDBObjectStore.prototype[name];
+  IDBObjectStore.prototype[name] = function (...a) {
+    if (window.quotaFull) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+    return write.apply(this, a);
+  };
+}
 const dbKeys = (name) =>
   new Promise((res, rej) => {
     const r = indexedDB.open(name);

@@ -110,7 +110,7 @@ same(
 // Statics are internal (`panicked`: the entries' panic recovery); none is typed.
 const trackerStatics = checker.getPropertiesOfType(checker.getTypeOfSymbol(exported.get("AutumnTracker"))).map((p) => p.name).filter((n) => n !== "prototype");
 if (trackerStatics.length) fail(`AutumnTracker statics are internal, but typed: ${trackerStatics.join(", ")}`);
-if (!/addWithContext\(wire\(g\)\)/.test(read("js/node.js")) || /addWithContext/.test(read("js/browser.js"))) {
+if (!/addWithContext\(wire\(g[,)]/.test(read("js/node.js")) || /addWithContext/.test(read("js/browser.js"))) {
   fail("withContext is typed as Node and Workers only: check js/node.js and js/browser.js");
 }
 
@@ -213,6 +213,8 @@ for (const m of engineSrc.matchAll(/Notice\s*\{([^{}]*?)\.\.Notice::(keyed|new)\
   for (const f of all(/(?:^|[\s,])(\w+):/g, body)) n.fields.add(f);
   for (const r of all(/reason: Some\("(\w+)"\)/g, body)) n.reasons.add(r);
   if (/reason: Some\((?!")/.test(body)) for (const r of queuedReason) n.reasons.add(r);
+  // The offline and deferred notices name their reason through a pair `("offline", OFFLINE)`.
+  if (kind === "queued") for (const r of all(/\("(\w+)", (?:ACCEPTED|OFFLINE)\)/g, engineSrc)) n.reasons.add(r);
 }
 const events = byType(typeNamed("TrackerEvent"));
 same("TrackerEvent types", events.keys(), notices.keys(), "src/engine Notice kinds");

@@ -54,6 +54,8 @@ export function advice(reason: QueuedReason): string {
     case "taken_over":
     case "already_queued":
       return "another copy delivers it";
+    case "accepted":
+      return "a server's queue delivers it";
     default:
       return never(reason);
   }
@@ -67,6 +69,9 @@ export function where(s: QueueStorage): number {
       return 1;
     case "cloudflare":
       return 2;
+    case "sqlite":
+    case "postgres":
+      return 3;
     default:
       return never(s);
   }

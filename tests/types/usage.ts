@@ -63,7 +63,7 @@ export async function queue(): Promise<void> {
   const f = await t.flush();
   const n: number = f.delivered + f.duplicates + f.failed + f.remaining;
   const p = await t.pending();
-  const storage: "indexeddb" | "memory" | "off" = p.storage;
+  const storage: "indexeddb" | "memory" | "off" | "sqlite" | "postgres" = p.storage;
   for (const d of await t.deadLetters()) {
     const code: string = d.code;
     const body = d.event?.["customer_id"];

@@ -89,6 +89,34 @@ window.t = {
     await deleteDatabase(name);
     return { statuses: [...new Set(rs.map((r) => r.status))], burst, burstEvicted, deadCodes: [...new Set(dead.map((d) => d.code))], oldestKept, after, evicted };
   },
+  // A drain's write-aheads and deletes: among its keys, keys of others interleaved, keys
+  // already gone, keys too sparse for one read to cover, and a concurrent add of a key inside
+  // the range. Only what was asked for is marked or deleted.
+  async runs(name) {
+    const { store } = await openStore("indexeddb", name);
+    const pad = (i) => "k" + String(i).padStart(3, "0");
+    await store.op("add", { records: Array.from({ length: 600 }, (_, i) => rec(pad(i), i)) });
+    await store.op("del", ["k130", "k131", "k132", "k133", "k134", "k135", "k136", "k137", "k138", "k139"]);
+    // Dense: 0..199 but every 7th up to 120 (another's) — runs between them; 130..139 are gone.
+    const dense = [];
+    for (let i = 0; i < 200; i++) if (i % 7 !== 3 || i > 120) dense.push(pad(i));
+    // Sparse: every 5th of 200..599, so one read (capped at a few per key) cannot cover its range.
+    const sparse = [];
+    for (let i = 200; i < 600; i += 5) sparse.push(pad(i));
+    const mark = (keys) => store.op("update", keys.map((k, i) => ({ ...rec(k, i), sentAt: { local: 42 } })));
+    const missing = [...(await mark(dense)), ...(await mark(sparse))];
+    const marked = (await store.op("load")).filter((r) => r.sentAt?.local === 42).length;
+    await store.op("del", dense);
+    await store.op("del", sparse);
+    // A delete that shares its group with an add inside its range: the add stays.
+    const last = Array.from({ length: 39 }, (_, i) => pad(241 + i));
+    const first = store.op("add", { records: [rec("z0", 999)] }); // the next two wait and go together
+    await Promise.all([first, store.op("del", last), store.op("add", { records: [rec("k250x", 1000)] })]);
+    const left = (await store.op("load")).map((r) => r.key).sort();
+    store.close();
+    await deleteDatabase(name);
+    return { missing, marked, left };
+  },
   async poisoned(name) {
     const { store } = await openStore("indexeddb", name);
     // Start one put so the next ones wait and go together in one group.
@@ -137,6 +165,17 @@ test("puts and deletes that wait together are applied in the order they were ask
   const r = await page.evaluate(() => window.t.ordered("group-order"));
   assert.deepEqual(r.keys, ["a:3"]);
   assert.equal(r.writes, 2, "one write alone, then one group");
+});
+
+test("a chunk's write-ahead and delete by ranges touch only its own keys: others' in between, gone ones, sparse ones, a concurrent add", async () => {
+  const r = await page.evaluate(() => window.t.runs("group-runs"));
+  const pad = (i) => "k" + String(i).padStart(3, "0");
+  const left = ["k250x", "z0"];
+  for (let i = 0; i <= 120; i++) if (i % 7 === 3) left.push(pad(i));
+  for (let i = 200; i < 600; i++) if (i % 5 !== 0 && !(i >= 241 && i <= 279)) left.push(pad(i));
+  assert.deepEqual(r.missing.sort(), ["k130", "k131", "k132", "k133", "k134", "k135", "k136", "k137", "k138", "k139"], "gone keys are reported, not brought back");
+  assert.equal(r.marked, 173 + 80, "every one still there is marked, none other");
+  assert.deepEqual(r.left, left.sort(), "only the keys asked for are deleted");
 });
 
 test("one caller's failing write in a group fails that caller only; the others are stored", async () => {

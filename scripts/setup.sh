@@ -52,6 +52,15 @@ if [ "$WANT_BROWSERS" = 1 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  # WebKit: WebKitGTK's WebDriver and MiniBrowser, on a virtual display (with their recommends:
+  # that is the set the WebKit suites ran with; ~35 s).
+  missing=()
+  for p in webkit2gtk-driver xvfb xauth; do apt_installed "$p" || missing+=("$p"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
   if ! have geckodriver; then
     log "installing geckodriver (~1.7 min)"
     cargo install geckodriver --locked

@@ -76,13 +76,14 @@ suite sim env SIM_EVENTS="${SIM_EVENTS:-1000000}" cargo test --release --test si
 # Each fuzz target for FUZZ_SECONDS (default 30) from its committed corpus.
 suite fuzz bash scripts/fuzz.sh
 
-if want chrome || want firefox || want node20 || want node22 || want node24; then
+if want chrome || want firefox || want webkit || want node20 || want node22 || want node24; then
   start_mock AUTUMN_MOCK_URL --auto-create-customers || { echo "could not start autumn-mock"; FAILED=$((FAILED + 1)); }
   echo "autumn-mock at ${AUTUMN_MOCK_URL:-?}"
 fi
 # Page and dedicated-worker suites (track, queue, store); the mock's URL is baked in at build time.
 suite chrome bash scripts/wasm-tests.sh chrome
 suite firefox bash scripts/wasm-tests.sh firefox
+suite webkit bash scripts/wasm-tests.sh webkit
 
 check build bash scripts/build.sh
 check size node scripts/size.mjs --budget-gzip 73216

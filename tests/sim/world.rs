@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use autumn_track::answer::Reply;
 use autumn_track::engine::{
     Command, Endpoint, Engine, Env, Id, Input, Notice, Outcome, Storage, StoreCmd, Target,
+    KEEPALIVE_BUDGET,
 };
 use autumn_track::error::Code;
 use autumn_track::event::{parse_input, Host};
@@ -123,6 +124,8 @@ enum Op {
     /// The device clock (one per machine, every tab's) steps by this many ms.
     ClockStep(f64),
     RetryDead(usize),
+    /// The page is going away (`pagehide`): it replays what it can with `keepalive`, then dies.
+    PageHide(usize),
 }
 
 struct Scheduled {
@@ -160,6 +163,8 @@ struct Tab {
     requests: HashMap<Id, bool>,
     timer: Option<f64>,
     calls: HashMap<Id, String>,
+    /// Bodies of its `keepalive` requests not answered yet: never more than the budget.
+    keepalive: HashMap<Id, usize>,
 }
 
 /// What a caller was told about a key, last.
@@ -249,6 +254,7 @@ impl World {
                 requests: HashMap::new(),
                 timer: None,
                 calls: HashMap::new(),
+                keepalive: HashMap::new(),
             })
             .collect();
         let mut w = World {
@@ -336,6 +342,7 @@ impl World {
         let tab = &mut self.tabs[t];
         tab.gen += 1;
         tab.requests.clear();
+        tab.keepalive.clear();
         tab.timer = None;
         tab.calls.clear();
         tab.spill = SimStore::default();
@@ -402,6 +409,7 @@ impl World {
                 15 => Op::ClockStep(-(self.rng.unit() * 50.0 * 60_000.0)),
                 16 => Op::ClockStep(self.rng.unit() * 120_000.0),
                 17 => Op::RetryDead(tab),
+                18 => Op::PageHide(tab),
                 _ => Op::Flush(tab),
             };
             self.at(at, Ev::Op(op.clone()));
@@ -510,9 +518,21 @@ impl World {
                     },
                 ),
                 Command::Send {
-                    id, endpoint, body, ..
+                    id,
+                    endpoint,
+                    body,
+                    keepalive,
                 } => {
                     self.tabs[t].requests.insert(id, false);
+                    if keepalive {
+                        self.tabs[t].keepalive.insert(id, body.len());
+                        let held: usize = self.tabs[t].keepalive.values().sum();
+                        if held > KEEPALIVE_BUDGET {
+                            self.fail(format!(
+                                "tab {t}: {held} bytes of keepalive bodies in flight, over the budget of {KEEPALIVE_BUDGET}"
+                            ));
+                        }
+                    }
                     if self.tabs[t].offline {
                         let r = Reply::Network("Failed to fetch".into());
                         self.at(
@@ -708,6 +728,12 @@ impl World {
                 if let Some(k) = own_key.clone() {
                     fields.push(("idempotencyKey", Value::Str(k)));
                 }
+                if self.rng.below(5) == 0 {
+                    // Some events are large (a few KB of properties): chunks then outgrow the
+                    // keepalive budget when a page goes away.
+                    let n = 200 + self.rng.below(4_000) as usize;
+                    fields.push(("properties", obj(vec![("note", Value::Str("x".repeat(n)))])));
+                }
                 if ts_ahead {
                     // A caller's own timestamp from a device clock running a minute fast.
                     fields.push(("timestamp", Value::Num((now + 60_000.0).floor())));
@@ -757,6 +783,11 @@ impl World {
                         defer,
                     },
                 );
+            }
+            Op::PageHide(t) => {
+                self.input(t, Input::PageHide);
+                let dies = self.now + 20.0 + self.rng.unit() * 2_000.0;
+                self.at(dies, Ev::Op(Op::Crash(t)));
             }
             Op::Flush(t) => {
                 let call = self.next_call;
@@ -906,6 +937,7 @@ impl World {
             Some(done) if !*done => *done = true,
             _ => return,
         }
+        self.tabs[t].keepalive.remove(&req);
         self.input(t, Input::Replied { id: req, reply });
     }
 

@@ -5,6 +5,9 @@ use super::*;
 
 /// The answer to the drain's request.
 pub(in crate::engine) fn replied(e: &mut Engine, _id: Id, reply: Reply) {
+    e.keepalive_bytes = e
+        .keepalive_bytes
+        .saturating_sub(core::mem::take(&mut e.drain.keepalive));
     let Some(mut c) = e.drain.current.take() else {
         return;
     };

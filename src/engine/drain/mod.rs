@@ -38,6 +38,8 @@ const HOLD_CAP_MS: f64 = 5.0 * 60_000.0;
 #[derive(Default)]
 pub(super) struct Drain {
     phase: Phase,
+    /// Bytes of the keepalive budget its request in flight holds.
+    keepalive: usize,
     /// When a drain should start (a backoff ends, another tab queued something).
     pub due_at: Option<f64>,
     /// A pass held records back behind a `track()` call of this engine: when one settles,
@@ -132,8 +134,13 @@ impl Chunk {
     }
 
     fn split(self) -> (Chunk, Chunk) {
+        let mid = self.recs.len() / 2;
+        self.split_at(mid)
+    }
+
+    /// The first `mid` records, and the rest.
+    fn split_at(self, mid: usize) -> (Chunk, Chunk) {
         let mut a = self;
-        let mid = a.recs.len() / 2;
         let recs_b = a.recs.split_off(mid);
         let prior_b = a.prior.split_off(mid);
         let mut b = a.clone();

@@ -8,7 +8,7 @@
 //   autumn_track_meta  (name, value)                                 schema version; SQLite leases
 //
 // `queue` is the tracker's `queueName`, so one database holds several queues; `record` and
-// `letter` are the engine's JSON (src/engine/wire.rs), the other columns copies for people and
+// `letter` are the engine's JSON (src/engine/wire/), the other columns copies for people and
 // indexes. Every operation is one transaction; a `queued` result means its transaction has
 // committed (SQLite: WAL with synchronous = FULL; PostgreSQL: a committed transaction).
 // Writes that arrive while one is being committed go together in the next transaction (group

@@ -32,7 +32,26 @@ const NAMES = {
 };
 
 /** "what: meaning (ErrorName)"; a full quota always says "quota". */
-export function describe(what, err) {
+export /** The least and the greatest of `keys`. */
+function bounds(keys) {
+  let lo = keys[0];
+  let hi = lo;
+  for (const k of keys) {
+    if (k < lo) lo = k;
+    if (k > hi) hi = k;
+  }
+  return [lo, hi];
+}
+
+/** The queue's keys from `lo` to `hi`, in one read of at most `cap` (a drain's chunk of
+ *  time-ordered keys is about that range): `then(found, covered)`, `covered` the greatest key
+ *  the read saw through. */
+function held(q, lo, hi, cap, then) {
+  const r = q.getAllKeys(IDBKeyRange.bound(lo, hi), cap);
+  r.onsuccess = () => then(r.result, r.result.length === cap ? r.result[cap - 1] : hi);
+}
+
+function describe(what, err) {
   let name = "";
   try {
     name = String((err && err.name) || "").slice(0, 64);
@@ -334,49 +353,34 @@ class IdbStore {
             if (keys.length < 32) return each();
             // A drain's chunk of time-ordered keys is mostly runs of what the queue holds
             // between its least and greatest key: a request deletes each run (a thousand keys
-            // cost ~100 ms one by one). One read finds the runs (up to twice the keys; a key
-            // past what it covered is deleted alone). Not when another write of the group could
-            // put a key in that range meanwhile (its requests go out alongside).
-            let lo = keys[0];
-            let hi = lo;
-            for (const k of keys) {
-              if (k < lo) lo = k;
-              if (k > hi) hi = k;
-            }
-            const inside = (o) => o !== g && o.op !== "del" && o.arg.records.some((r) => r.key >= lo && r.key <= hi);
-            if (distinct && gs.some(inside)) return each();
-            const cap = keys.length * 2;
-            const r = q.getAllKeys(IDBKeyRange.bound(lo, hi), cap);
-            r.onsuccess = () => {
-              const found = r.result;
-              const covered = found.length === cap ? found[cap - 1] : hi;
-              const set = new Set(keys);
-              let left = 1;
-              const one = () => --left === 0 && done();
-              let from = null;
-              let to = null;
-              const run = () => {
-                if (from === null) return;
-                left++;
-                q.delete(from === to ? from : IDBKeyRange.bound(from, to)).onsuccess = one;
-                from = null;
-              };
+            // cost ~100 ms one by one); a key past what the read covered goes alone. Not when
+            // another write of the group could put a key in that range meanwhile (its requests
+            // go out alongside).
+            const [lo, hi] = bounds(keys);
+            if (distinct && gs.some((o) => o !== g && o.op !== "del" && o.arg.records.some((r) => r.key >= lo && r.key <= hi))) return each();
+            const set = new Set(keys);
+            let left = 1;
+            let from = null;
+            let to;
+            const one = () => --left === 0 && done();
+            const del = (k) => {
+              left++;
+              q.delete(k).onsuccess = one;
+            };
+            held(q, lo, hi, keys.length * 2, (found, covered) => {
               for (const k of found) {
-                if (!set.has(k)) run();
-                else {
+                if (set.has(k)) {
                   from ??= k;
                   to = k;
+                } else if (from !== null) {
+                  del(IDBKeyRange.bound(from, to));
+                  from = null;
                 }
               }
-              run();
-              for (const k of keys) {
-                if (k > covered) {
-                  left++;
-                  q.delete(k).onsuccess = one;
-                }
-              }
+              if (from !== null) del(IDBKeyRange.bound(from, to));
+              for (const k of keys) if (k > covered) del(k);
               one();
-            };
+            });
             return;
           }
           const out = { evicted: [], existing: [], deadSent: [] };
@@ -474,33 +478,25 @@ class IdbStore {
       case "update":
         // Put only what is still there: a record delivered or set aside meanwhile (by this or
         // another tab) must not come back from a stale copy.
-        // Which are there: one read of the keys between the chunk's least and greatest (a
-        // drain's chunk of time-ordered keys is about that range), at most 4 per record; a key
-        // past what that read covered is looked up alone. A request per record, not two.
+        // Which are there: one read of the range of the chunk's keys (see `held`), a key past
+        // what it covered looked up alone — a request per record, not two.
         return this.tx([Q], true, (q) => {
           const missing = [];
-          if (!arg.length) return () => missing;
-          let lo = arg[0].key;
-          let hi = lo;
-          for (const r of arg) {
-            if (r.key < lo) lo = r.key;
-            if (r.key > hi) hi = r.key;
-          }
-          const cap = arg.length * 4;
-          const g = q.getAllKeys(IDBKeyRange.bound(lo, hi), cap);
-          g.onsuccess = () => {
-            const keys = g.result;
-            const have = new Set(keys);
-            const last = keys.length === cap ? keys[cap - 1] : hi;
-            for (const r of arg) {
-              if (have.has(r.key)) q.put(r);
-              else if (r.key <= last) missing.push(r.key);
-              else {
-                const c = q.count(r.key);
-                c.onsuccess = () => (c.result ? q.put(r) : missing.push(r.key));
+          if (arg.length) {
+            const keys = arg.map((r) => r.key);
+            const [lo, hi] = bounds(keys);
+            held(q, lo, hi, keys.length * 4, (found, covered) => {
+              const have = new Set(found);
+              for (const r of arg) {
+                if (have.has(r.key)) q.put(r);
+                else if (r.key <= covered) missing.push(r.key);
+                else {
+                  const c = q.count(r.key);
+                  c.onsuccess = () => (c.result ? q.put(r) : missing.push(r.key));
+                }
               }
-            }
-          };
+            });
+          }
           return () => missing;
         });
       case "renew":

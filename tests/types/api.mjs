@@ -15,6 +15,13 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 const here = fileURLToPath(new URL("./", import.meta.url));
 const ts = createRequire(import.meta.url)(`${root}node_modules/typescript`);
 const read = (p) => readFileSync(root + p, "utf8");
+/** Every `.rs` file of a module directory, one after another. */
+const readModule = (dir) =>
+  readdirSync(root + dir)
+    .filter((f) => f.endsWith(".rs"))
+    .sort()
+    .map((f) => read(`${dir}/${f}`))
+    .join("\n");
 const DTS = `${root}js/index.d.ts`;
 
 const failures = [];
@@ -143,23 +150,23 @@ same("TrackError fields", errorMembers, [...all(/set\(&err, "(\w+)"/g, read("src
 
 // ---- results ----------------------------------------------------------------------------------
 
-const encode = read("src/engine/wire.rs");
+const encode = read("src/engine/wire/write.rs");
 const driver = read("js/tracker.js");
 /** The members a piece of wire.rs writes (`o.str("name", …)`, `o.u(…)`, …). */
 const members = (piece) => all(/o\.(?:str|u|num|bool|opt_str|strs|key)\("(\w+)"/g, piece);
 /** Fields each `Outcome::X` arm of wire.rs `outcome()` sets. */
 const arms = new Map();
-for (const piece of section(encode, "fn outcome(", "\n}\n", "src/engine/wire.rs").split(/(?=Outcome::\w+)/)) {
+for (const piece of section(encode, "fn outcome(", "\n}\n", "src/engine/wire/write.rs").split(/(?=Outcome::\w+)/)) {
   const m = /^Outcome::(\w+)/.exec(piece);
   if (m && !arms.has(m[1])) arms.set(m[1], members(piece));
 }
-const outcome = (arm) => arms.get(arm) ?? (fail(`src/engine/wire.rs outcome() has no Outcome::${arm}`), []);
+const outcome = (arm) => arms.get(arm) ?? (fail(`src/engine/wire/write.rs outcome() has no Outcome::${arm}`), []);
 // Errors reach callers two ways: thrown by the edge (src/js/error.rs) and resolved through the
 // driver (wire.rs error()): the same fields.
 // (`message` goes to the constructor, which sets `name`.)
-const resolvedError = members(section(encode, "pub fn error(", "\n}\n", "src/engine/wire.rs")).map((f) => (f === "message" ? "name" : f));
+const resolvedError = members(section(encode, "pub fn error(", "\n}\n", "src/engine/wire/write.rs")).map((f) => (f === "message" ? "name" : f));
 if (!/new TrackError\(c\.error\.message\), c\.error\)/.test(driver)) fail("js/tracker.js resolve() no longer builds a TrackError from the engine's error: update tests/types/api.mjs");
-same("TrackError fields (resolved)", errorMembers, resolvedError, "src/engine/wire.rs error()");
+same("TrackError fields (resolved)", errorMembers, resolvedError, "src/engine/wire/write.rs error()");
 // The driver swaps `responseId` for the parsed body, and adds `queue` with a Cloudflare Queue.
 if (!/v\.response = /.test(driver) || !/delete v\.responseId/.test(driver) || !/v\.queue = /.test(driver)) {
   fail("js/tracker.js resolve() no longer maps responseId → response / adds queue: update tests/types/api.mjs");
@@ -171,7 +178,7 @@ same("TrackResult duplicate", props(results.get("duplicate")), fromCore("Duplica
 same("TrackResult queued", props(results.get("queued")), [...fromCore("Queued"), "queue"], "wire.rs Outcome::Queued + the driver's queue");
 same("FlushResult", props(typeNamed("FlushResult")), fromCore("Flushed"), "wire.rs Outcome::Flushed");
 same("PendingCounts", props(typeNamed("PendingCounts")), fromCore("Pending"), "wire.rs Outcome::Pending");
-same("DeadLetterInfo", props(typeNamed("DeadLetterInfo")), members(section(encode, "fn dead_info(", "\n}\n", "src/engine/wire.rs")), "wire.rs dead_info");
+same("DeadLetterInfo", props(typeNamed("DeadLetterInfo")), members(section(encode, "fn dead_info(", "\n}\n", "src/engine/wire/write.rs")), "wire.rs dead_info");
 
 // Storage: the core's kinds, `durable` replaced by the driver with the store's kind.
 const storages = all(/Storage::\w+ => "(\w+)"/g, encode);
@@ -186,14 +193,14 @@ same(
 
 // Reasons: what queued_reason() answers, and the literals the engine queues with.
 const queuedReason = all(/=> "(\w+)"/g, section(read("src/answer.rs"), "pub fn queued_reason(", "\n}\n", "src/answer.rs"));
-const trackRs = read("src/engine/track.rs");
+const trackRs = readModule("src/engine/track");
 same(
   "QueuedReason",
   lits(typeNamed("QueuedReason")),
   [...queuedReason, ...all(/reason: "(\w+)"/g, trackRs), ...all(/\("(\w+)", (?:ACCEPTED|OFFLINE)\)/g, trackRs)],
-  "src/answer.rs queued_reason + src/engine/track.rs",
+  "src/answer.rs queued_reason + src/engine/track/",
 );
-const drainRs = read("src/engine/drain.rs");
+const drainRs = readModule("src/engine/drain");
 same(
   "TrackQueueMessage.reason",
   lits(propType(typeNamed("TrackQueueMessage"), "reason")),
@@ -203,7 +210,7 @@ same(
 
 // ---- tracker events ---------------------------------------------------------------------------
 
-const engineSrc = readdirSync(`${root}src/engine`).filter((f) => f.endsWith(".rs")).map((f) => read(`src/engine/${f}`)).join("\n");
+const engineSrc = readdirSync(`${root}src/engine`, { recursive: true }).filter((f) => f.endsWith(".rs")).sort().map((f) => read(`src/engine/${f}`)).join("\n");
 const notices = new Map(); // kind → { fields, reasons }
 for (const m of engineSrc.matchAll(/Notice\s*\{([^{}]*?)\.\.Notice::(keyed|new)\("(\w+)"/g)) {
   const [, body, how, kind] = m;

@@ -133,22 +133,23 @@ impl Chunk {
         }
     }
 
-    fn split(self) -> (Chunk, Chunk) {
-        let mid = self.recs.len() / 2;
-        self.split_at(mid)
+    /// Halves it.
+    fn split(mut self) -> (Chunk, Chunk) {
+        let b = self.cut(self.recs.len() / 2);
+        (self, b)
     }
 
-    /// The first `mid` records, and the rest.
-    fn split_at(self, mid: usize) -> (Chunk, Chunk) {
-        let mut a = self;
-        let recs_b = a.recs.split_off(mid);
-        let prior_b = a.prior.split_off(mid);
-        let mut b = a.clone();
-        b.recs = recs_b;
-        b.prior = prior_b;
-        a.single = a.recs.len() == 1;
-        b.single = b.recs.len() == 1;
-        (a, b)
+    /// Keeps the first `mid` records; answers the rest as a chunk of its own.
+    fn cut(&mut self, mid: usize) -> Chunk {
+        let recs = self.recs.split_off(mid);
+        let b = Chunk {
+            single: recs.len() == 1,
+            recs,
+            prior: self.prior.split_off(mid),
+            ..*self
+        };
+        self.single = self.recs.len() == 1;
+        b
     }
 }
 

@@ -123,7 +123,29 @@ pub(super) fn send(e: &mut Engine) {
         return;
     };
     c.sent_at = clock.stamp(now);
-    let body_of = |c: &Chunk| match (c.single, c.recs.first()) {
+    // On page exit, replays go out as `keepalive` requests, which outlive the page — within
+    // what the budget has left beside this page's own calls (browsers refuse keepalive bodies
+    // over 64 KiB in flight per page; WebKit as well). A batch too big for it is cut to what
+    // fits (each record's part is at most its body, a timestamp and a comma) and the rest
+    // follows; its records stay marked as sent meanwhile (others only wait longer). One event
+    // too big goes without keepalive: its stored copy stays until an answer, so at worst the
+    // next visit resends it for a 409.
+    let room = KEEPALIVE_BUDGET.saturating_sub(e.keepalive_bytes);
+    if exiting && !c.single {
+        let mut size = 2;
+        let fit = c
+            .recs
+            .iter()
+            .take_while(|r| {
+                size += r.body.len() + 30;
+                size <= room
+            })
+            .count();
+        if fit > 0 && fit < c.recs.len() {
+            e.drain.chunks.push(c.cut(fit));
+        }
+    }
+    let (endpoint, body) = match (c.single, c.recs.first()) {
         (true, Some(r)) => (
             Endpoint::Track,
             queue::body_for(r, &clock, now, !c.without_ts),
@@ -133,24 +155,6 @@ pub(super) fn send(e: &mut Engine) {
             queue::batch_body(c.recs.iter(), &clock, now),
         ),
     };
-    let (mut endpoint, mut body) = body_of(c);
-    // On page exit, replays go out as `keepalive` requests, which outlive the page — within
-    // what the budget has left beside this page's own calls (browsers refuse keepalive bodies
-    // over 64 KiB in flight per page; WebKit as well). A chunk too big for it is cut to what
-    // fits and the rest follows; its records stay marked as sent meanwhile (others only wait
-    // longer). One event too big goes without keepalive: its stored copy stays until an
-    // answer, so at worst the next visit resends it for a 409.
-    let room = KEEPALIVE_BUDGET.saturating_sub(e.keepalive_bytes);
-    if exiting && body.len() > room && c.recs.len() > 1 && room >= body.len() / c.recs.len() {
-        let mut keep = c.recs.len();
-        while keep > 1 && body.len() > room {
-            keep = (keep * room / body.len()).clamp(1, keep - 1);
-            let (a, rest) = core::mem::replace(c, Chunk::new(Vec::new(), false)).split_at(keep);
-            *c = a;
-            e.drain.chunks.push(rest);
-            (endpoint, body) = body_of(c);
-        }
-    }
     if endpoint == Endpoint::Batch {
         e.last_batch_at = now;
     }

@@ -32,7 +32,16 @@ const NAMES = {
 };
 
 /** "what: meaning (ErrorName)"; a full quota always says "quota". */
-export /** The least and the greatest of `keys`. */
+export function describe(what, err) {
+  let name = "";
+  try {
+    name = String((err && err.name) || "").slice(0, 64);
+  } catch {}
+  const meaning = NAMES[name];
+  return `${what}: ${meaning ? `${meaning} (${name})` : name || "no reason given"}`;
+}
+
+/** The least and the greatest of `keys`. */
 function bounds(keys) {
   let lo = keys[0];
   let hi = lo;
@@ -49,15 +58,6 @@ function bounds(keys) {
 function held(q, lo, hi, cap, then) {
   const r = q.getAllKeys(IDBKeyRange.bound(lo, hi), cap);
   r.onsuccess = () => then(r.result, r.result.length === cap ? r.result[cap - 1] : hi);
-}
-
-function describe(what, err) {
-  let name = "";
-  try {
-    name = String((err && err.name) || "").slice(0, 64);
-  } catch {}
-  const meaning = NAMES[name];
-  return `${what}: ${meaning ? `${meaning} (${name})` : name || "no reason given"}`;
 }
 
 const byQueueOrder = (a, b) => {

@@ -26,6 +26,19 @@ pub enum Reply {
     Unsent(String),
 }
 
+impl Reply {
+    /// The wait an answer's `Retry-After` asks for, in ms, if it has one.
+    pub fn retry_after_ms(&self, now: f64) -> Option<u64> {
+        match self {
+            Reply::Answer(a) => a
+                .retry_after
+                .as_deref()
+                .and_then(|h| crate::retry::retry_after_ms(h, a.retry_after_date, now)),
+            _ => None,
+        }
+    }
+}
+
 /// An answer's parts that matter to a decision. The edge reads them off the response: the
 /// status, whether `fetch` followed a redirect (or was stopped at one), Autumn's `{ code,
 /// message }` when the body is such an object, `Retry-After` (raw, plus the edge's reading of it

@@ -13,13 +13,7 @@ pub(in crate::engine) fn replied(e: &mut Engine, _id: Id, reply: Reply) {
     };
     let now = e.now;
     let verdict = classify(&reply);
-    let retry_after = match &reply {
-        Reply::Answer(a) => a
-            .retry_after
-            .as_deref()
-            .and_then(|h| crate::retry::retry_after_ms(h, a.retry_after_date, now)),
-        _ => None,
-    };
+    let retry_after = reply.retry_after_ms(now);
     if let Some(ms) = retry_after {
         if matches!(verdict, Verdict::Retry { .. }) {
             e.hold_until = e.hold_until.max(now + (ms as f64).min(MAX_WAIT_MS));

@@ -71,13 +71,7 @@ pub(in crate::engine) fn replied(e: &mut Engine, id: Id, req: Id, reply: Reply) 
             let Some(c) = e.calls.get_mut(&id) else {
                 return;
             };
-            let retry_after = match &reply {
-                Reply::Answer(a) => a
-                    .retry_after
-                    .as_deref()
-                    .and_then(|h| crate::retry::retry_after_ms(h, a.retry_after_date, now)),
-                _ => None,
-            };
+            let retry_after = reply.retry_after_ms(now);
             // With a queue, an attempt that got no answer at all (a timeout, the network) ends
             // the call at once: the caller hears `queued` within `timeoutMs`, and the queue
             // resends (a prompt resend would mostly meet that attempt's claim, a 409 that proves

@@ -44,7 +44,7 @@ mv /tmp/autumn-track-server.$$ pkg/server
 # bundler would make of it anyway. Types stay in the .d.ts files.
 if [ "$profile" = --release ]; then
   shopt -s nullglob
-  for f in pkg/autumn_track.js pkg/server/autumn_track.js; do
+  for f in pkg/autumn_track.js pkg/server/autumn_track.js pkg/snippets/*/js/*.js pkg/server/snippets/*/js/*.js; do
     esbuild --minify --format=esm --target=es2020 --log-level=warning "$f" --outfile="$f" --allow-overwrite
   done
 fi

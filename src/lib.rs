@@ -8,6 +8,7 @@
 //! `Retry-After`: the server records each event exactly once.
 //!
 //! The crate is a pure core that `cargo test` runs natively — [`value`] (input as a JSON tree),
+//! [`decode`] (JavaScript values as the edge's encoder writes them),
 //! [`event`] (validation and the wire body), [`key`] (idempotency keys), [`answer`] (what an
 //! answer means), [`retry`] (when to try again), [`queue`] (records, plans, clocks),
 //! [`options`], and [`engine`], the sans-IO delivery engine whose commands a driver carries out
@@ -18,6 +19,7 @@ extern crate alloc;
 
 pub mod answer;
 pub mod consumer;
+pub mod decode;
 pub mod engine;
 pub mod error;
 pub mod event;

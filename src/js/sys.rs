@@ -10,14 +10,6 @@ extern "C" {
     #[wasm_bindgen(catch, js_namespace = crypto, js_name = getRandomValues)]
     fn get_random_values(bytes: &mut [u8]) -> Result<JsValue, JsValue>;
 
-    /// `Object.keys(o)`; throws for hostile Proxies.
-    #[wasm_bindgen(catch, js_namespace = Object, js_name = keys)]
-    pub fn object_keys(o: &JsValue) -> Result<js_sys::Array, JsValue>;
-
-    /// `Array.isArray(v)`; throws for revoked Proxies.
-    #[wasm_bindgen(catch, js_namespace = Array, js_name = isArray)]
-    pub fn is_array(v: &JsValue) -> Result<bool, JsValue>;
-
     /// `String(n)`: JavaScript's shortest round-trip number formatting.
     #[wasm_bindgen(js_name = String)]
     pub fn js_string_of(n: f64) -> String;
@@ -25,6 +17,14 @@ extern "C" {
     /// `JSON.parse(text)`.
     #[wasm_bindgen(catch, js_namespace = JSON, js_name = parse)]
     pub fn json_parse(text: &str) -> Result<JsValue, JsValue>;
+}
+
+#[wasm_bindgen(module = "/js/value.js")]
+extern "C" {
+    /// A JavaScript value as the text [`crate::decode`] reads (it catches every read itself;
+    /// bound with `catch` all the same).
+    #[wasm_bindgen(catch)]
+    pub fn encode(v: &JsValue, budget: f64, depth: u32) -> Result<String, JsValue>;
 }
 
 thread_local! {

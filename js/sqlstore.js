@@ -36,7 +36,7 @@ const DDL = [
 ];
 
 const leased = (r, now) => r.attempts === 0 && r.nextAt > now && r.nextAt <= now + LEASE_MS + CLOCK_SLACK_MS;
-const evictable = (limit, r) => !leased(r, limit.now) && !limit.busy.includes(r.key);
+const evictable = (limit, r) => !leased(r, limit.now) && !(limit.busy.has ? limit.busy.has(r.key) : limit.busy.includes(r.key)); // a Set from the driver, an array from tests
 const setAside = (r, now) => ({ v: r.v, key: r.key, record: r, code: "queue_full", message: "the queue reached maxQueueSize", failedAt: now });
 const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
 const parse = (text) => {

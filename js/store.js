@@ -93,7 +93,7 @@ const inherit = (r, d) => {
 };
 const setAside = (r, now) => ({ v: r.v, key: r.key, record: r, code: "queue_full", message: "the queue reached maxQueueSize", failedAt: now });
 const leased = (r, now) => r.attempts === 0 && r.nextAt > now && r.nextAt <= now + LEASE_MS + CLOCK_SLACK_MS;
-const evictable = (limit, r) => !leased(r, limit.now) && !limit.busy.includes(r.key);
+const evictable = (limit, r) => !leased(r, limit.now) && !(limit.busy.has ? limit.busy.has(r.key) : limit.busy.includes(r.key)); // a Set from the driver, an array from tests
 
 // ---- memory -----------------------------------------------------------------------------
 

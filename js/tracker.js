@@ -437,6 +437,10 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
     }
 
     store(c) {
+      // The keys this tracker sends, which the queue's bound must not set aside: the engine
+      // writes them when they changed and "same" otherwise (a drain's pass can hold 100,000).
+      const l = c.arg?.limit;
+      if (l) l.busy = l.busy === "same" && this.busy ? this.busy : (this.busy = new Set(l.busy === "same" ? [] : l.busy));
       const s = this.storeOf(c);
       const gen = this.gen;
       const done = (ok, v) => gen === generation && this.report({ t: "stored", id: c.id, ok, v });

@@ -23,6 +23,7 @@ mod track;
 mod types;
 pub mod wire;
 
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -81,6 +82,8 @@ pub struct Engine {
     /// Settled keys whose delete has not gone through (yet): never sent again; deleted again
     /// by the next drain if the delete failed.
     undeleted: KeySet,
+    /// The last list [`Engine::busy_keys`] made, and the sets' change counts it was made at.
+    busy_cache: Option<(u64, u64, Rc<Vec<String>>)>,
     /// The keys of each delete in flight.
     deleting: IdMap<Vec<String>>,
     seq: f64,
@@ -95,6 +98,11 @@ pub struct Engine {
     closed: bool,
     // ---- work in progress
     calls: IdMap<track::Call>,
+    /// The keys of live calls (and of some ended ones; rebuilt as it grows) and, among them,
+    /// those two calls may share: a call's checks for another call of its key look only when
+    /// the key is in `shared_keys` — not through 10,000 calls for each of 10,000 events.
+    call_keys: KeySet,
+    shared_keys: KeySet,
     /// What each store operation, request and hand-over in flight is for.
     waiting: IdMap<Waiter>,
     /// When each request in flight left.
@@ -174,6 +182,7 @@ impl Engine {
             spill_used: false,
             fallback_reported: false,
             undeleted: KeySet::default(),
+            busy_cache: None,
             deleting: IdMap::default(),
             seq: 0.0,
             clock: Clock::default(),
@@ -185,6 +194,8 @@ impl Engine {
             keepalive_bytes: 0,
             closed: false,
             calls: IdMap::default(),
+            call_keys: KeySet::default(),
+            shared_keys: KeySet::default(),
             waiting: IdMap::default(),
             sent_times: IdMap::default(),
             drain: drain::Drain::default(),

@@ -2,6 +2,7 @@
 //! in, its writes, deletes and dead letters split per store; which keys are busy, and which
 //! were sent without an answer not long ago.
 
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -124,10 +125,51 @@ impl Engine {
 
     /// Keys the queue's bound must not set aside: the drain's and those whose delete is pending.
     /// (A record a `track()` call is sending is leased to it, which the stores see themselves.)
-    pub(super) fn busy_keys(&self) -> Vec<String> {
+    /// The same list (one `Rc`) while neither set changed: a drain's pass can hold 100,000
+    /// keys, and 10,000 `track()` calls arriving during it each copied them all — and the edge
+    /// wrote them all into each `add` (quadratic: 4 GB of text for a 100,000-event backlog).
+    pub(super) fn busy_keys(&mut self) -> Rc<Vec<String>> {
+        let at = (self.undeleted.changes(), self.drain.key_changes());
+        if let Some((u, d, v)) = &self.busy_cache {
+            if (*u, *d) == at {
+                return v.clone();
+            }
+        }
         let mut v: Vec<String> = self.undeleted.iter().cloned().collect();
         v.extend(self.drain.keys());
+        let v = Rc::new(v);
+        self.busy_cache = Some((at.0, at.1, v.clone()));
         v
+    }
+
+    /// Notes the key of a call about to start; true when a live call may have it already.
+    /// (`call_keys` holds every live call's key, so two live calls of one key always find it
+    /// in `shared_keys`; both only grow, until they are rebuilt from the live calls.)
+    pub(super) fn note_call_key(&mut self, key: &str) -> bool {
+        if self.call_keys.len() > 2 * self.calls.len() + 64 {
+            self.call_keys.clear();
+            self.shared_keys.clear();
+            let live: Vec<String> = self.calls.values().map(|c| String::from(c.key())).collect();
+            for k in live {
+                if self.call_keys.contains(&k) {
+                    self.shared_keys.insert(k);
+                } else {
+                    self.call_keys.insert(k);
+                }
+            }
+        }
+        if self.call_keys.contains(key) {
+            self.shared_keys.insert(String::from(key));
+            true
+        } else {
+            self.call_keys.insert(String::from(key));
+            false
+        }
+    }
+
+    /// Can two live calls have `key`? (False: no need to look.)
+    pub(super) fn may_share(&self, key: &str) -> bool {
+        self.shared_keys.contains(key)
     }
 
     /// Remembers an unanswered attempt of `key` (a `track()` call's, or one of the drain's), for
@@ -161,5 +203,182 @@ impl Engine {
             .rev()
             .find(|(k, t)| k == key && self.clock.ended_by(t, now, w) > now)
             .map(|(_, t)| *t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Env;
+    use super::*;
+    use crate::value::Value;
+    use alloc::vec;
+
+    fn engine() -> Engine {
+        let opts = crate::options::parse_options(&Value::Obj(vec![
+            ("secretKey".into(), Value::Str("am_sk_test_x".into())),
+            ("queue".into(), Value::Str("memory".into())),
+        ]))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let env = Env {
+            browser: false,
+            handover: false,
+            seed: 1,
+        };
+        Engine::new(opts, env, 1_800_000_000_000.0)
+    }
+
+    struct Host;
+    impl crate::event::Host for Host {
+        fn now_ms(&self) -> f64 {
+            1_800_000_000_000.0
+        }
+        fn format_num(&self, n: f64, out: &mut String) {
+            crate::value::tests_support::rust_num(n, out)
+        }
+        fn new_key(&mut self) -> String {
+            String::from("generated")
+        }
+    }
+
+    fn event(key: &str) -> crate::event::Event {
+        let v = Value::Obj(vec![
+            ("customerId".into(), Value::Str("c".into())),
+            ("featureId".into(), Value::Str("f".into())),
+            ("idempotencyKey".into(), Value::Str(key.into())),
+        ]);
+        crate::event::parse_input(&v, 1 << 20, &mut Host).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn commands(e: &mut Engine) -> Vec<Command> {
+        core::iter::from_fn(|| e.poll()).collect()
+    }
+
+    /// A call of a key that another call of this engine holds (stored and being sent) does not
+    /// write or send it again: it is told `already_queued`. Other keys are not held up by the
+    /// index of shared keys.
+    #[test]
+    fn a_second_call_of_a_key_another_call_is_sending_is_already_queued() {
+        use super::super::{Input, Outcome, Stored};
+        let (now, mono) = (1_800_000_000_000.0, 1.0);
+        let mut e = engine();
+        commands(&mut e);
+        let opened = Input::Opened {
+            durable: true,
+            fallback: None,
+            max_seq: 0.0,
+        };
+        e.handle_at(opened, now, mono);
+        commands(&mut e);
+        let track = |e: &mut Engine, call, key: &str| {
+            let input = Input::Track {
+                call,
+                event: event(key),
+                offline: false,
+                defer: false,
+            };
+            e.handle_at(input, now, mono);
+            commands(e)
+        };
+        let add_of = |cmds: &[Command]| {
+            cmds.iter().find_map(|c| match c {
+                Command::Store {
+                    id,
+                    cmd: StoreCmd::Add { .. },
+                    ..
+                } => Some(*id),
+                _ => None,
+            })
+        };
+        let first = track(&mut e, 1, "k-1");
+        let add = add_of(&first).unwrap_or_else(|| panic!("no add: {first:?}"));
+        let added = Stored::Added {
+            evicted: vec![],
+            existing: vec![],
+            dead_sent: vec![],
+        };
+        e.handle_at(
+            Input::Stored {
+                id: add,
+                result: Ok(added),
+            },
+            now,
+            mono,
+        );
+        let sent = commands(&mut e);
+        assert!(
+            sent.iter().any(|c| matches!(c, Command::Send { .. })),
+            "{sent:?}"
+        );
+        // Another key: written as usual.
+        assert!(add_of(&track(&mut e, 2, "k-2")).is_some());
+        // The same key again while the first call sends it.
+        let again = track(&mut e, 3, "k-1");
+        assert!(add_of(&again).is_none(), "written twice: {again:?}");
+        assert!(
+            again.iter().any(|c| matches!(
+                c,
+                Command::Resolve {
+                    call: 3,
+                    result: Ok(Outcome::Queued {
+                        reason: "already_queued",
+                        ..
+                    })
+                }
+            )),
+            "{again:?}"
+        );
+    }
+
+    #[test]
+    fn the_index_of_shared_keys_finds_every_key_two_live_calls_may_have() {
+        let mut e = engine();
+        assert!(!e.note_call_key("a"));
+        assert!(!e.note_call_key("b"));
+        assert!(e.note_call_key("a"));
+        assert!(e.may_share("a") && !e.may_share("b"));
+        // With no live call, a rebuild forgets them all.
+        for i in 0..100 {
+            e.note_call_key(&alloc::format!("x{i}"));
+        }
+        assert!(!e.note_call_key("a"));
+        assert!(!e.may_share("a"));
+    }
+
+    fn sorted(v: &[String]) -> Vec<String> {
+        let mut v = v.to_vec();
+        v.sort();
+        v
+    }
+
+    /// The list an `add` carries is always the keys busy now — the drain's pass and the
+    /// undeleted — and the very same list (one `Rc`, written once) while neither changed.
+    #[test]
+    fn busy_keys_follow_every_change_and_are_shared_while_nothing_changes() {
+        let mut e = engine();
+        let a = e.busy_keys();
+        assert!(a.is_empty());
+        assert!(Rc::ptr_eq(&a, &e.busy_keys()), "unchanged: the same list");
+        e.drain.pass.insert("p1".into());
+        e.drain.pass.insert("p2".into());
+        let b = e.busy_keys();
+        assert_eq!(sorted(&b), ["p1", "p2"]);
+        e.undeleted.insert("u1".into());
+        assert_eq!(sorted(&e.busy_keys()), ["p1", "p2", "u1"]);
+        let c = e.busy_keys();
+        assert!(Rc::ptr_eq(&c, &e.busy_keys()));
+        e.drain.pass.remove("p1");
+        assert_eq!(sorted(&e.busy_keys()), ["p2", "u1"]);
+        e.undeleted.remove("u1");
+        assert_eq!(sorted(&e.busy_keys()), ["p2"]);
+        // Taking out a key that is not there, inserting one that is: nothing changed.
+        let d = e.busy_keys();
+        e.drain.pass.remove("nope");
+        e.drain.pass.insert("p2".into());
+        assert!(Rc::ptr_eq(&d, &e.busy_keys()));
+        e.drain.pass.clear();
+        assert!(e.busy_keys().is_empty());
+        // Emptied and filled again to the same size: still a change.
+        e.drain.pass.insert("p3".into());
+        assert_eq!(sorted(&e.busy_keys()), ["p3"]);
     }
 }

@@ -44,6 +44,15 @@ impl<V> IdMap<V> {
         }
     }
 
+    /// How many entries (holes not counted).
+    pub fn len(&self) -> usize {
+        self.items.len() - self.holes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn get(&self, id: &Id) -> Option<&V> {
         self.find(*id)
             .ok()
@@ -91,6 +100,9 @@ pub struct KeySet {
     slots: Vec<Option<Option<String>>>,
     len: usize,
     used: usize,
+    /// Bumped by every insert, remove and clear that changed the set: tells a reader whether
+    /// what it copied out is still the set (see `Engine::busy_keys`).
+    changes: u64,
 }
 
 fn fnv(k: &str) -> usize {
@@ -138,6 +150,7 @@ impl KeySet {
             }
             *s = Some(Some(k));
             self.len += 1;
+            self.changes += 1;
         }
     }
 
@@ -149,6 +162,7 @@ impl KeySet {
             if let Some(s) = self.slots.get_mut(i) {
                 *s = Some(None);
                 self.len -= 1;
+                self.changes += 1;
             }
         }
     }
@@ -169,9 +183,17 @@ impl KeySet {
     }
 
     pub fn clear(&mut self) {
+        if self.len > 0 {
+            self.changes += 1;
+        }
         self.slots.clear();
         self.len = 0;
         self.used = 0;
+    }
+
+    /// How many times the set changed (see the field).
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &String> {

@@ -1,5 +1,6 @@
 //! The engine's inputs and commands: what crosses between the engine and its driver.
 
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -140,8 +141,9 @@ pub enum Target {
 pub struct Limit {
     /// Most records kept.
     pub max: usize,
-    /// Keys this tracker is sending.
-    pub busy: Vec<String>,
+    /// Keys this tracker is sending. Shared: while the keys do not change, every `add` carries
+    /// the same list, and the edge writes it once (`"busy":"same"` after that).
+    pub busy: Rc<Vec<String>>,
     /// Local time, for leases.
     pub now: f64,
 }

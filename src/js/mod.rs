@@ -39,6 +39,8 @@ fn get(o: &JsValue, k: &str) -> JsValue {
 pub struct Engine {
     core: engine::Engine,
     ops: IdMap<OpKind>,
+    /// The `busy` list the driver holds (see `wire::write_commands`).
+    busy_sent: Option<alloc::rc::Rc<Vec<String>>>,
 }
 
 /// The host of validation: the engine's view of the clock, JavaScript's number formatting, and
@@ -116,6 +118,7 @@ impl Engine {
         Ok(Engine {
             core: engine::Engine::new(opts, env, now),
             ops: IdMap::default(),
+            busy_sent: None,
         })
     }
 
@@ -199,7 +202,7 @@ impl Engine {
         }
         let mut s = String::new();
         if !cmds.is_empty() {
-            wire::write_commands(&mut s, cmds, &js_num);
+            wire::write_commands(&mut s, cmds, &js_num, &mut self.busy_sent);
         }
         s
     }

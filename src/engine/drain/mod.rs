@@ -57,7 +57,7 @@ pub(super) struct Drain {
     waiters: Vec<(Id, Totals, u32)>,
     /// The records of the pass under way: busy (never set aside by the bound, never sent by
     /// anyone else here).
-    pass: KeySet,
+    pub(in crate::engine) pass: KeySet,
     chunks: Vec<Chunk>,
     current: Option<Chunk>,
     sent_any: bool,
@@ -168,6 +168,11 @@ impl Drain {
 
     pub(super) fn keys(&self) -> impl Iterator<Item = String> + '_ {
         self.pass.iter().cloned()
+    }
+
+    /// How many times the pass's keys changed (see [`Engine::busy_keys`]).
+    pub(super) fn key_changes(&self) -> u64 {
+        self.pass.changes()
     }
 
     pub(super) fn in_flight(&self) -> u32 {

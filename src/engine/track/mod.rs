@@ -140,6 +140,7 @@ pub(super) fn start(e: &mut Engine, id: Id, event: Event, defer: bool) {
         reason: "server_error",
         phase: Phase::WaitStore,
     };
+    let shared = e.note_call_key(&call.rec.key);
     match e.store {
         // After close() there is no drain to replay a queued event: send without a queue, so a
         // failure rejects (`unavailable`, with the key) instead of queuing into the void.
@@ -148,12 +149,15 @@ pub(super) fn start(e: &mut Engine, id: Id, event: Event, defer: bool) {
             call.defer = false;
             // Another call of this key may be running, or the drain's request that carries it
             // (closed while it was in flight): its claim is no proof for this one.
-            let other = e
-                .calls
-                .values()
-                .filter(|c| c.rec.key == call.rec.key)
-                .map(|c| c.sent_at)
-                .last();
+            let other = shared
+                .then(|| {
+                    e.calls
+                        .values()
+                        .filter(|c| c.rec.key == call.rec.key)
+                        .map(|c| c.sent_at)
+                        .last()
+                })
+                .flatten();
             call.earlier_unanswered = other
                 .or_else(|| e.drain.sending(&call.rec.key))
                 .or_else(|| e.recent(&call.rec.key));
@@ -176,10 +180,10 @@ fn already_here(e: &mut Engine, id: Id) -> bool {
     let Some(key) = e.calls.get(&id).map(|c| c.rec.key.clone()) else {
         return false;
     };
-    let twice = e
-        .calls
-        .iter()
-        .any(|(i, c)| c.holds_record() && *i != id && c.rec.key == key);
+    let twice = e.may_share(&key)
+        && e.calls
+            .iter()
+            .any(|(i, c)| c.holds_record() && *i != id && c.rec.key == key);
     if !(twice || e.drain.has(&key) || e.spilled.contains(&key) || e.undeleted.contains(&key)) {
         return false;
     }

@@ -10,6 +10,7 @@
 //! message, status?, failedAt }`. What comes back from storage may be foreign or corrupt: it is
 //! validated field by field.
 
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -39,7 +40,7 @@ mod tests {
 
     fn json(c: Command) -> serde_json::Value {
         let mut s = String::new();
-        write_commands(&mut s, [c], &fmt);
+        write_commands(&mut s, [c], &fmt, &mut None);
         let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}: {s}"));
         v[0].clone()
     }
@@ -92,7 +93,7 @@ mod tests {
                 recs: vec![rec()],
                 limit: Some(Limit {
                     max: 10,
-                    busy: vec!["b".into()],
+                    busy: Rc::new(vec!["b".into()]),
                     now: 9.0,
                 }),
             },
@@ -103,6 +104,34 @@ mod tests {
             add["arg"]["limit"],
             serde_json::json!({"max":10,"busy":["b"],"now":9})
         );
+        // The same list again (the same Rc): written once per driver, then "same".
+        let busy = Rc::new(vec![String::from("b"), String::from("c")]);
+        let add_busy = |busy: &Rc<Vec<String>>| Command::Store {
+            id: 4,
+            target: Target::Main,
+            cmd: StoreCmd::Add {
+                recs: vec![],
+                limit: Some(Limit {
+                    max: 10,
+                    busy: busy.clone(),
+                    now: 9.0,
+                }),
+            },
+        };
+        let mut sent = None;
+        let mut s = String::new();
+        write_commands(&mut s, [add_busy(&busy), add_busy(&busy)], &fmt, &mut sent);
+        let mut t = String::new();
+        let other = Rc::new(vec![String::from("b"), String::from("c")]);
+        write_commands(&mut t, [add_busy(&busy), add_busy(&other)], &fmt, &mut sent);
+        let (s, t): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(&s).unwrap(),
+            serde_json::from_str(&t).unwrap(),
+        );
+        assert_eq!(s[0]["arg"]["limit"]["busy"], serde_json::json!(["b", "c"]));
+        assert_eq!(s[1]["arg"]["limit"]["busy"], "same");
+        assert_eq!(t[0]["arg"]["limit"]["busy"], "same");
+        assert_eq!(t[1]["arg"]["limit"]["busy"], serde_json::json!(["b", "c"]));
         let r = &add["arg"]["records"][0];
         assert_eq!(r["v"], 1);
         assert_eq!(r["key"], "k\"1");

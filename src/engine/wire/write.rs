@@ -3,18 +3,21 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
-/// Appends `cmds` as a JSON array.
+/// Appends `cmds` as a JSON array. `sent`: the `busy` list of the last `add` written to this
+/// driver; an `add` with the same list (the same `Rc`) says `"busy":"same"` instead of
+/// repeating it, and the driver reuses the one it has.
 pub fn write_commands(
     out: &mut String,
     cmds: impl IntoIterator<Item = Command>,
     num: FormatNum<'_>,
+    sent: &mut Option<Rc<Vec<String>>>,
 ) {
     out.push('[');
     for (i, c) in cmds.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        command(out, c, num);
+        command(out, c, num, sent);
     }
     out.push(']');
 }
@@ -82,7 +85,7 @@ fn strings<'s>(out: &mut String, v: impl IntoIterator<Item = &'s String>) {
     out.push(']');
 }
 
-fn command(out: &mut String, c: Command, num: FormatNum<'_>) {
+fn command(out: &mut String, c: Command, num: FormatNum<'_>, sent: &mut Option<Rc<Vec<String>>>) {
     let mut o = Obj::new(out);
     let t = |o: &mut Obj<'_>, t: &str| o.str("t", t);
     match c {
@@ -136,7 +139,7 @@ fn command(out: &mut String, c: Command, num: FormatNum<'_>) {
             t(&mut o, "store");
             o.u("id", u64::from(id));
             o.bool("spill", target == Target::Spill);
-            store(&mut o, cmd, num);
+            store(&mut o, cmd, num, sent);
         }
         Command::Emit(n) => {
             t(&mut o, "emit");
@@ -154,7 +157,7 @@ fn command(out: &mut String, c: Command, num: FormatNum<'_>) {
     o.end();
 }
 
-fn store(o: &mut Obj<'_>, cmd: StoreCmd, num: FormatNum<'_>) {
+fn store(o: &mut Obj<'_>, cmd: StoreCmd, num: FormatNum<'_>, sent: &mut Option<Rc<Vec<String>>>) {
     let records = |out: &mut String, recs: &[Record]| {
         out.push('[');
         for (i, r) in recs.iter().enumerate() {
@@ -189,7 +192,12 @@ fn store(o: &mut Obj<'_>, cmd: StoreCmd, num: FormatNum<'_>) {
             if let Some(l) = limit {
                 let mut m = Obj::new(a.key("limit"));
                 m.u("max", l.max as u64);
-                m.strs("busy", &l.busy);
+                if sent.as_ref().is_some_and(|s| Rc::ptr_eq(s, &l.busy)) {
+                    m.str("busy", "same");
+                } else {
+                    m.strs("busy", l.busy.iter());
+                    *sent = Some(l.busy);
+                }
                 m.num("now", l.now, num);
                 m.end();
             }

@@ -19,6 +19,30 @@ const wellFormed = String.prototype.isWellFormed
   ? (s) => s.isWellFormed()
   : (s) => !/[\ud800-\udbff](?![\udc00-\udfff])|(?:^|[^\ud800-\udbff])[\udc00-\udfff]/.test(s);
 
+/** A `TrackError` (the package's class, or an `Error` named so where none is registered) with
+ *  the fields the core gives; `undefined` ones are left out. */
+export function error(Class, code, message, field, status, key, unanswered, retryAfterMs) {
+  let e;
+  try {
+    e = new Class(message);
+  } catch {
+    e = new Error(message);
+  }
+  const set = (k, v) => {
+    try {
+      if (v !== undefined) e[k] = v;
+    } catch {}
+  };
+  set("name", "TrackError");
+  set("code", code);
+  set("field", field);
+  set("status", status);
+  set("idempotencyKey", key);
+  set("unanswered", unanswered || undefined);
+  set("retryAfterMs", retryAfterMs);
+  return e;
+}
+
 /** `v` as text, reading at most about `budget` UTF-16 units of strings and keys. */
 export function encode(v, budget, depth) {
   const up = [];

@@ -7,7 +7,9 @@ use alloc::vec::Vec;
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
 
-use super::get;
+fn get(o: &JsValue, k: &str) -> JsValue {
+    js_sys::Reflect::get(o, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
+}
 
 fn set(o: &Object, k: &str, v: &JsValue) {
     let _ = js_sys::Reflect::set(o, &JsValue::from_str(k), v);

@@ -16,7 +16,6 @@ mod sys;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
 use crate::engine::slots::IdMap;
@@ -25,13 +24,10 @@ use crate::engine::{self, Env, Input, Stored};
 use crate::error::{Code, TrackError};
 use crate::event::{parse_input, Event, Host};
 use crate::options::{parse_options, Options};
+use crate::value::Value;
 
 fn js_err(e: &TrackError) -> JsValue {
     error::to_js(e)
-}
-
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
 }
 
 /// The delivery engine for `js/tracker.js` (internal: the public class is `AutumnTracker`).
@@ -93,7 +89,13 @@ impl Engine {
     pub fn new(options: JsValue, env: JsValue) -> Result<Engine, JsValue> {
         let value = convert::to_value(&options, 64 * 1024);
         let opts = parse_options(&value).map_err(|e| js_err(&e))?;
-        let browser = get(&env, "browser").as_bool() == Some(true);
+        let env = convert::to_value(&env, 1024);
+        let flag = |k| matches!(env.get(k), Some(Value::Bool(true)));
+        let num = |k| match env.get(k) {
+            Some(Value::Num(n)) => Some(*n),
+            _ => None,
+        };
+        let browser = flag("browser");
         if opts.secret_key.is_some() && !opts.dangerously_allow_browser && browser {
             return Err(js_err(&TrackError::new(
                 Code::SecretKeyInBrowser,
@@ -109,11 +111,11 @@ impl Engine {
                 "a path needs a page's origin; outside a browser give a full http(s) URL",
             )));
         }
-        let now = get(&env, "now").as_f64().unwrap_or(0.0);
+        let now = num("now").unwrap_or(0.0);
         let env = Env {
             browser,
-            handover: get(&env, "handover").as_bool() == Some(true),
-            seed: get(&env, "seed").as_f64().unwrap_or(1.0) as u64,
+            handover: flag("handover"),
+            seed: num("seed").unwrap_or(1.0) as u64,
         };
         Ok(Engine {
             core: engine::Engine::new(opts, env, now),

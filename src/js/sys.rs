@@ -25,6 +25,20 @@ extern "C" {
     /// bound with `catch` all the same).
     #[wasm_bindgen(catch)]
     pub fn encode(v: &JsValue, budget: f64, depth: u32) -> Result<String, JsValue>;
+
+    /// A `TrackError` of `class` (a plain `Error` when it is missing or throws) with these
+    /// fields. Catches everything itself.
+    #[allow(clippy::too_many_arguments)]
+    pub fn error(
+        class: &JsValue,
+        code: &str,
+        message: &str,
+        field: Option<String>,
+        status: Option<u16>,
+        key: Option<String>,
+        unanswered: bool,
+        retry_after_ms: Option<f64>,
+    ) -> JsValue;
 }
 
 thread_local! {

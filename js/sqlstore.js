@@ -22,6 +22,7 @@ const LEASE_MS = 60_000;
 const CLOCK_SLACK_MS = 600_000;
 const LOCK_MS = 30_000;
 const POLL_MS = 15_000;
+const PART = 200; // rows per multi-row statement
 
 const DDL = [
   `CREATE TABLE IF NOT EXISTS autumn_track_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)`,
@@ -152,19 +153,23 @@ class Ops {
       }
     }
   }
+  // Updates and deletes go 200 rows to a statement: one round trip per record made a PostgreSQL
+  // drain of 100,000 events take 70 s (bench row 10).
   async update(q, recs) {
-    const missing = [];
-    for (const r of recs) {
-      const u = await q(`UPDATE autumn_track_queue SET seq = ?, sent_at = ?, record = ? WHERE queue = ? AND key = ? RETURNING key`, [
-        num(r.seq),
-        num(r.sentAt),
-        JSON.stringify(r),
-        this.queue,
-        r.key,
-      ]);
-      if (u.length === 0) missing.push(r.key);
+    const last = new Map(recs.map((r) => [r.key, r])); // a key twice: the later record, as before
+    const found = new Set();
+    const all = [...last.values()];
+    for (let i = 0; i < all.length; i += PART) {
+      const part = all.slice(i, i + PART);
+      const rows = await q(
+        `UPDATE autumn_track_queue SET seq = v.column2, sent_at = v.column3, record = v.column4
+         FROM (VALUES ${part.map(() => "(CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION), CAST(? AS TEXT))").join(",")}) AS v
+         WHERE autumn_track_queue.queue = ? AND autumn_track_queue.key = v.column1 RETURNING autumn_track_queue.key AS key`,
+        [...part.flatMap((r) => [r.key, num(r.seq), num(r.sentAt), JSON.stringify(r)]), this.queue],
+      );
+      for (const row of rows) found.add(row.key);
     }
-    return missing;
+    return all.filter((r) => !found.has(r.key)).map((r) => r.key);
   }
   async renew(q, { record: r, prev }) {
     // Only as the call left it (the same send stamp): another drainer that took it keeps it.
@@ -176,7 +181,10 @@ class Ops {
     return u.length ? [] : [r.key];
   }
   async del(q, keys) {
-    for (const k of keys) await q(`DELETE FROM autumn_track_queue WHERE queue = ? AND key = ?`, [this.queue, k]);
+    for (let i = 0; i < keys.length; i += PART) {
+      const part = keys.slice(i, i + PART);
+      await q(`DELETE FROM autumn_track_queue WHERE queue = ? AND key IN (${part.map(() => "?").join(",")})`, [this.queue, ...part]);
+    }
   }
   async load(q) {
     const rows = await q(`SELECT key, record FROM autumn_track_queue WHERE queue = ? ORDER BY (seq IS NULL), seq, key`, [this.queue]);

@@ -146,7 +146,9 @@ same("TrackErrorCode", codeType.values, codes, "src/error.rs Code::as_str and js
 if (!codeType.open) fail("TrackErrorCode must also take Autumn's own codes (string & {})");
 const errorClass = exported.get("TrackError").declarations[0];
 const errorMembers = errorClass.members.filter((m) => m.name).map((m) => m.name.getText(file));
-same("TrackError fields", errorMembers, [...all(/set\(&err, "(\w+)"/g, read("src/js/error.rs"))], "src/js/error.rs to_js");
+// The edge builds a thrown error in js/value.js error() (`set("field", …)`), from the fields
+// src/js/error.rs passes it.
+same("TrackError fields", errorMembers, [...all(/set\("(\w+)"/g, section(read("js/value.js"), "export function error(", "\n}\n", "js/value.js"))], "js/value.js error()");
 
 // ---- results ----------------------------------------------------------------------------------
 
@@ -161,7 +163,7 @@ for (const piece of section(encode, "fn outcome(", "\n}\n", "src/engine/wire/wri
   if (m && !arms.has(m[1])) arms.set(m[1], members(piece));
 }
 const outcome = (arm) => arms.get(arm) ?? (fail(`src/engine/wire/write.rs outcome() has no Outcome::${arm}`), []);
-// Errors reach callers two ways: thrown by the edge (src/js/error.rs) and resolved through the
+// Errors reach callers two ways: thrown by the edge (js/value.js error()) and resolved through the
 // driver (wire.rs error()): the same fields.
 // (`message` goes to the constructor, which sets `name`.)
 const resolvedError = members(section(encode, "pub fn error(", "\n}\n", "src/engine/wire/write.rs")).map((f) => (f === "message" ? "name" : f));

@@ -27,7 +27,8 @@ struct Reader<'a> {
     i: usize,
 }
 
-const BADS: [Bad; 9] = [
+/// What `!0` … `!8` stand for (the encoder's digits, in [`Bad`]'s order).
+pub const BADS: [Bad; 9] = [
     Bad::Function,
     Bad::Symbol,
     Bad::BigInt,

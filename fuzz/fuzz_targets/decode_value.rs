@@ -8,21 +8,9 @@
 //! reading, and numbers arrive exact (NaN, -0 and ±Infinity included).
 #![no_main]
 
-use autumn_track::decode::decode;
+use autumn_track::decode::{decode, BADS};
 use autumn_track::value::{write_str, Bad, Value, MAX_SAFE_INTEGER};
 use libfuzzer_sys::fuzz_target;
-
-const BADS: [Bad; 9] = [
-    Bad::Function,
-    Bad::Symbol,
-    Bad::BigInt,
-    Bad::Cycle,
-    Bad::TooDeep,
-    Bad::NotPlain,
-    Bad::Threw,
-    Bad::LoneSurrogate,
-    Bad::TooLarge,
-];
 
 fn encode(v: &Value, out: &mut String) {
     match v {

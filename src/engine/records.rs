@@ -129,7 +129,7 @@ impl Engine {
     /// keys, and 10,000 `track()` calls arriving during it each copied them all — and the edge
     /// wrote them all into each `add` (quadratic: 4 GB of text for a 100,000-event backlog).
     pub(super) fn busy_keys(&mut self) -> Rc<Vec<String>> {
-        let at = (self.undeleted.changes(), self.drain.key_changes());
+        let at = (self.undeleted.changes(), self.drain.pass.changes());
         if let Some((u, d, v)) = &self.busy_cache {
             if (*u, *d) == at {
                 return v.clone();

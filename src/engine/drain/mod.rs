@@ -170,11 +170,6 @@ impl Drain {
         self.pass.iter().cloned()
     }
 
-    /// How many times the pass's keys changed (see [`Engine::busy_keys`]).
-    pub(super) fn key_changes(&self) -> u64 {
-        self.pass.changes()
-    }
-
     pub(super) fn in_flight(&self) -> u32 {
         self.pass.len() as u32
     }

@@ -94,9 +94,9 @@ export interface TrackerOptions {
    * - `"memory"`: this page or process only;
    * - `"off"`: no queue: `track()` rejects instead of queueing — `unavailable` (with the
    *   `idempotencyKey` to resend safely) when retries run out;
-   * - `{ cloudflareQueue: env.TRACK_QUEUE }` (meant for Workers): an event that cannot be
-   *   delivered now is sent to that Cloudflare Queue — its key and exact wire body, with the
-   *   time of `track()` as its `timestamp` — and `track()` resolves
+   * - `{ cloudflareQueue: env.TRACK_QUEUE }` (Workers; the browser build refuses it): an event
+   *   that cannot be delivered now is sent to that Cloudflare Queue — its key and exact wire
+   *   body, with the time of `track()` as its `timestamp` — and `track()` resolves
    *   `{ status: "queued", storage: "cloudflare", queue: "cloudflare" }`; if the queue does not
    *   take it, it waits in memory (`queue: "memory"`) until `flush()`. Drain the queue with
    *   {@link handleTrackQueue}.

@@ -17,6 +17,12 @@ impl Engine {
         id
     }
 
+    /// Events go to a Cloudflare Queue instead of Autumn (Workers). Never in the browser's wasm,
+    /// which has no queue to hand them to: the code is left out of it.
+    pub(super) fn handover(&self) -> bool {
+        (cfg!(feature = "server") || !cfg!(target_arch = "wasm32")) && self.env.handover
+    }
+
     pub(super) fn durable(&self) -> bool {
         matches!(self.store, StorePhase::Open { durable: true })
     }

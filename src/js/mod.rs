@@ -111,10 +111,19 @@ impl Engine {
                 "a path needs a page's origin; outside a browser give a full http(s) URL",
             )));
         }
+        let handover = flag("handover");
+        if handover && !cfg!(feature = "server") {
+            // The browser's wasm leaves the hand-over out (see `engine::Engine::handover`).
+            return Err(js_err(&TrackError::options(
+                "queue",
+                "queue.cloudflareQueue needs the Workers build of the package (the `workerd` \
+                 export condition, which Wrangler uses); this is the browser build",
+            )));
+        }
         let now = num("now").unwrap_or(0.0);
         let env = Env {
             browser,
-            handover: flag("handover"),
+            handover,
             seed: num("seed").unwrap_or(1.0) as u64,
         };
         Ok(Engine {

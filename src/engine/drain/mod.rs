@@ -219,7 +219,7 @@ pub(super) fn start(e: &mut Engine, force: bool) {
         e.drain.phase = Phase::WaitStore;
         return;
     }
-    if e.durable() && !e.env.handover {
+    if e.durable() && !e.handover() {
         // One tab drains at a time.
         e.drain.phase = Phase::Locking;
         e.out.push_back(Command::Lock);
@@ -270,7 +270,7 @@ fn begin_pass(e: &mut Engine) {
         give_up(e);
         return;
     }
-    if e.hold_until > now && !e.env.handover {
+    if e.hold_until > now && !e.handover() {
         // The server said when to come back; even a forced drain waits for it. (A hand-over to
         // the Cloudflare Queue does not call Autumn: it goes on; next_chunk holds a chunk the
         // queue refused.)

@@ -133,7 +133,8 @@ pub(super) fn planned(e: &mut Engine) {
     // Chunks in queue order, first one last (a stack): batches of due records, and each record
     // still inside its confirmation window alone (a batch's 200 says nothing of an item whose
     // key an earlier attempt still claims).
-    let size = if e.env.handover {
+    let handover = e.handover();
+    let size = if handover {
         HANDOVER_BATCH
     } else if e.opts.drain == DrainMode::Single {
         1
@@ -144,7 +145,7 @@ pub(super) fn planned(e: &mut Engine) {
     let mut open: Vec<Record> = Vec::new();
     let close = |open: &mut Vec<Record>, chunks: &mut Vec<Chunk>| {
         if !open.is_empty() {
-            let single = open.len() == 1 && !e.env.handover;
+            let single = open.len() == 1 && !handover;
             chunks.push(Chunk::new(core::mem::take(open), single));
         }
     };
@@ -153,7 +154,7 @@ pub(super) fn planned(e: &mut Engine) {
             continue;
         };
         e.drain.pass.insert(r.key.clone());
-        if plan.early.contains(&i) && !e.env.handover {
+        if plan.early.contains(&i) && !handover {
             close(&mut open, &mut chunks);
             chunks.push(Chunk::new(alloc::vec![r], true));
         } else {

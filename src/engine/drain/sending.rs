@@ -15,7 +15,7 @@ pub(super) fn next_chunk(e: &mut Engine) {
         return;
     };
     e.drain.sent_any = true;
-    if e.env.handover && !chunk.handover_failed {
+    if e.handover() && !chunk.handover_failed {
         let items: Vec<HandOverItem> = chunk
             .recs
             .iter()

@@ -234,7 +234,7 @@ pub(super) fn keep(
     let now = e.now;
     let r = e.rand01();
     let policy = e.opts.queue_policy.clone();
-    let handover = e.env.handover;
+    let handover = e.handover();
     let clock = e.clock;
     let Some(c) = e.calls.get_mut(&id) else {
         return;

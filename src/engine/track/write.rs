@@ -215,7 +215,7 @@ pub(super) fn added(e: &mut Engine, id: Id, result: Result<Stored, String>) {
                 );
                 return;
             }
-            let budget = if e.env.handover {
+            let budget = if e.handover() {
                 HANDOVER_BUDGET_MS
             } else {
                 INLINE_BUDGET_MS

@@ -1,6 +1,7 @@
 // The Cloudflare Queues consumer (Node and Workers entries only: the browser entry, and its size
-// budget, never load this file). Producers are trackers with `queue: { cloudflareQueue }`
-// (js/tracker.js hands undeliverable events to the queue); `handleTrackQueue(batch, options)`
+// budget, never load this file). Producers are trackers with `queue: { cloudflareQueue }`: their
+// engine hands undeliverable events over, and `handOver` below writes them as messages (the
+// message format lives in this one file); `handleTrackQueue(batch, options)`
 // in the Worker's `queue()` handler drains those messages through `POST
 // /v1/balances.batch_track`. Every decision — what is batched, what an answer does to each
 // message, when a message is re-sent as a copy before Cloudflare's `max_retries` runs out — is
@@ -31,6 +32,37 @@ function within(p, ms, what) {
       timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+// ---- producer -------------------------------------------------------------------------------
+
+const HANDOVER_TIMEOUT_MS = 10_000;
+
+/** A tracker's hand-over (the engine's `handover` command, `queue: { cloudflareQueue }`): the
+ *  events, each with its key and exact wire body, as messages to the producer binding `q`.
+ *  Resolves with nothing once the queue took them all, or with the reason it did not. The
+ *  entries for Node and Workers give it to the tracker (`wire`); the browser's has no queue. */
+export function handOver(q, items) {
+  const msgs = items.map((i) => ({
+    body: {
+      autumnTrack: MESSAGE_VERSION,
+      idempotencyKey: i.idempotencyKey,
+      body: i.body,
+      createdAt: i.createdAt,
+      reason: i.reason,
+      ...(i.sentAt !== undefined && { sentAt: i.sentAt }),
+    },
+    contentType: "json",
+    ...(i.delayMs > 0 && { delaySeconds: Math.min(MAX_DELAY_S, Math.ceil(i.delayMs / 1000)) }),
+  }));
+  const send = () =>
+    msgs.length > 1 && typeof q.sendBatch === "function"
+      ? q.sendBatch(msgs)
+      : msgs.reduce((p, m) => p.then(() => q.send(m.body, { contentType: "json", ...(m.delaySeconds && { delaySeconds: m.delaySeconds }) })), Promise.resolve());
+  return within(Promise.resolve().then(send), HANDOVER_TIMEOUT_MS, "the Cloudflare Queue").then(
+    () => undefined,
+    (e) => errorText(e),
+  );
 }
 
 // ---- consumer -------------------------------------------------------------------------------

@@ -7,11 +7,8 @@
 // wasm glue's `Engine`, the stores and the error class (`bindTracker`), so the very same file
 // also runs under the Rust browser suites, which bind their own build of the wasm.
 
-const VERSION = 1; // of Cloudflare Queue messages
 /** The method a route uses to hand an event over durably (see `[DEFER]` below). */
 export const DEFER = Symbol.for("autumn-track.defer");
-const HANDOVER_TIMEOUT_MS = 10_000;
-const MAX_DELAY_S = 43_200;
 
 const wall = () => Date.now();
 const perf = globalThis.performance;
@@ -472,36 +469,10 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
 
     handover(c) {
       const gen = this.gen;
-      const msgs = c.items.map((i) => ({
-        body: {
-          autumnTrack: VERSION,
-          idempotencyKey: i.idempotencyKey,
-          body: i.body,
-          createdAt: i.createdAt,
-          reason: i.reason,
-          ...(i.sentAt !== undefined && { sentAt: i.sentAt }),
-        },
-        contentType: "json",
-        ...(i.delayMs > 0 && { delaySeconds: Math.min(MAX_DELAY_S, Math.ceil(i.delayMs / 1000)) }),
-      }));
-      const q = this.cf;
-      const send = () =>
-        msgs.length > 1 && typeof q.sendBatch === "function"
-          ? q.sendBatch(msgs)
-          : msgs.reduce((p, m) => p.then(() => q.send(m.body, { contentType: "json", ...(m.delaySeconds && { delaySeconds: m.delaySeconds }) })), Promise.resolve());
-      let timer;
-      const limit = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`the Cloudflare Queue did not answer within ${HANDOVER_TIMEOUT_MS} ms`)), HANDOVER_TIMEOUT_MS);
-      });
-      Promise.race([Promise.resolve().then(send), limit])
-        .then(
-          () => undefined,
-          (e) => text(e),
-        )
-        .then((err) => {
-          clearTimeout(timer);
-          if (gen === generation) this.report({ t: "handedOver", id: c.id, error: err });
-        });
+      // The hand-over is the Node and Workers entries' (js/cfqueue.js); the browser's wasm never
+      // asks for one (it refuses `queue.cloudflareQueue`).
+      const done = stores.handOver ? stores.handOver(this.cf, c.items) : Promise.resolve("this build has no Cloudflare Queue");
+      done.then((err) => gen === generation && this.report({ t: "handedOver", id: c.id, error: err }));
     }
 
     wake(at) {

@@ -11,8 +11,9 @@ export let AutumnTracker;
 /** The wasm glue's exports (set by `wire`). */
 export let glue;
 
-/** Builds the package on the initialized glue; `more`: stores only a runtime has (the Node
- *  entry's SQLite and PostgreSQL queues). */
+/** Builds the package on the initialized glue; `more`: what only a runtime has (the Node
+ *  entry's SQLite and PostgreSQL queues; the Node and Workers entries' Cloudflare Queue
+ *  hand-over). */
 export function wire(g, more) {
   glue = g;
   AutumnTracker = bindTracker({ makeEngine: (o, env) => new g.Engine(o, env), stores: { ...stores, ...more }, TrackError });

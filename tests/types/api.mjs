@@ -258,8 +258,9 @@ const full = section(cfqueue, "const full = {", "};", "js/cfqueue.js");
 same("TrackQueueDeadLetter", props(typeNamed("TrackQueueDeadLetter")), [...all(/\b(\w+):/g, full), ...letterFields], "js/cfqueue.js dead letter + the core's letter");
 const retryReasons = [...cfqueue.matchAll(/report\.retryReason = \{([^}]*)\}/g)].flatMap((m) => all(/(\w+):/g, m[1]));
 same("TrackQueueReport.retryReason", props(checker.getNonNullableType(propType(typeNamed("TrackQueueReport"), "retryReason"))), retryReasons, "js/cfqueue.js retryReason");
-const handover = section(driver, "body: {", "},", "js/tracker.js handover");
-same("TrackQueueMessage", props(typeNamed("TrackQueueMessage")), [...all(/(\w+):/g, handover), ...all(/\{ \.\.\.read\[i\]\.message, (\w+):/g, cfqueue)], "js/tracker.js hand-over + the consumer's copies");
+const producer = section(cfqueue, "export function handOver(", "\n}\n", "js/cfqueue.js");
+const handover = section(producer, "body: {", "},", "js/cfqueue.js handOver");
+same("TrackQueueMessage", props(typeNamed("TrackQueueMessage")), [...all(/(\w+):/g, handover), ...all(/\{ \.\.\.read\[i\]\.message, (\w+):/g, cfqueue)], "js/cfqueue.js hand-over + the consumer's copies");
 
 // ---- nothing internal, no any, and the snapshot -----------------------------------------------
 

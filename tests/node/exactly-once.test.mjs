@@ -215,7 +215,7 @@ test("item 11: a 409 on a batch (from something in between) backs off instead of
   assert.equal(f.remaining, 2, "a batch 409 proves nothing: both kept");
   // Backing off: at most one attempt every 500 ms (the floor of the jittered backoff, half of
   // the 1 s base), so at most 4 in 1.5 s — 3 happened in CI with low draws. A resend at once
-  // (the bug) is held only by the batch spacing of 100 ms.
+  // (the bug) is held only by the batch spacing of 110 ms.
   assert.ok(after - before <= 4, `${after - before} batch requests in 1.5 s (before: a hot loop)`);
   t.close();
 });

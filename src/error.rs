@@ -107,4 +107,4 @@ impl fmt::Display for TrackError {
     }
 }
 
-impl std::error::Error for TrackError {}
+impl core::error::Error for TrackError {}

@@ -295,7 +295,7 @@ pub fn parse_input(
 
     let timestamp = match ts {
         None => None,
-        Some(Value::Num(n)) if n.is_finite() && n.fract() == 0.0 && *n > 0.0 => {
+        Some(Value::Num(n)) if n.is_finite() && crate::float::fract(*n) == 0.0 && *n > 0.0 => {
             if *n > MAX_SAFE_INTEGER {
                 return Err(TrackError::input(
                     "timestamp",
@@ -365,11 +365,12 @@ pub fn parse_input(
         Some(k) => k,
         None => host.new_key(),
     };
-    let value_text = (value.fract() != 0.0 || value.abs() > MAX_SAFE_INTEGER).then(|| {
-        let mut t = String::new();
-        host.format_num(value, &mut t);
-        t
-    });
+    let value_text =
+        (crate::float::fract(value) != 0.0 || value.abs() > MAX_SAFE_INTEGER).then(|| {
+            let mut t = String::new();
+            host.format_num(value, &mut t);
+            t
+        });
 
     Ok(Event {
         customer_id,

@@ -115,7 +115,7 @@ fn int_opt(
 ) -> Result<f64, TrackError> {
     match v {
         None => Ok(default),
-        Some(Value::Num(n)) if n.fract() == 0.0 && *n >= min && *n <= max => Ok(*n),
+        Some(Value::Num(n)) if crate::float::fract(*n) == 0.0 && *n >= min && *n <= max => Ok(*n),
         Some(_) => {
             let mut m = cat(&["`", name, "` must be an integer from "]);
             crate::value::push_u64(&mut m, min as u64);

@@ -258,7 +258,7 @@ impl Clock {
     /// seen yet, local time is trusted (a future-timestamp refusal then teaches the offset).
     pub fn timestamp_for(&self, created_at: f64, now: f64) -> u64 {
         let off = self.offset_lower.unwrap_or(0.0);
-        let t = (created_at.min(now) + off).floor();
+        let t = crate::float::floor(created_at.min(now) + off);
         if t.is_finite() && t > 1.0 {
             t as u64
         } else {
@@ -271,7 +271,7 @@ impl Clock {
     /// server's `now`.
     pub fn clamp(&self, ts: f64, now: f64) -> u64 {
         match self.offset_lower {
-            Some(off) => ts.min((now + off).floor()).max(1.0) as u64,
+            Some(off) => ts.min(crate::float::floor(now + off)).max(1.0) as u64,
             None => ts as u64,
         }
     }
@@ -293,7 +293,7 @@ pub fn body_for(rec: &Record, clock: &Clock, now: f64, with_ts: bool) -> String 
     let ts = match rec.ts {
         Some(t) => Some(clock.clamp(t, now)),
         None if with_ts => Some(match rec.server_created {
-            Some(c) => clock.clamp(c.floor(), now),
+            Some(c) => clock.clamp(crate::float::floor(c), now),
             None => clock.timestamp_for(rec.created_at, now),
         }),
         None => None,

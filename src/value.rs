@@ -266,7 +266,7 @@ pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 pub fn write_num(out: &mut String, n: f64, num: FormatNum<'_>) {
     if !n.is_finite() {
         out.push_str("null");
-    } else if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER {
+    } else if crate::float::fract(n) == 0.0 && n.abs() <= MAX_SAFE_INTEGER {
         if n < 0.0 {
             out.push('-');
         }

@@ -137,7 +137,7 @@ pub fn unconfirmed(key: &str, wait_ms: f64, status: u16) -> TrackError {
          have recorded it): neither proves it was or was not recorded. Resend with the same \
          idempotencyKey in ",
     );
-    let wait = wait_ms.max(0.0).ceil() as u64;
+    let wait = crate::float::ceil(wait_ms.max(0.0)) as u64;
     push_u64(&mut msg, wait);
     msg.push_str(" ms: Autumn's answer then is final");
     let mut e = TrackError::new(Code::Unavailable, msg).with_key(key);
@@ -152,7 +152,7 @@ pub fn queued_message(reply: &Reply, unconfirmed_until: Option<f64>, now: f64) -
     let mut s = describe(reply);
     if let Some(t) = unconfirmed_until {
         s.push_str("; an attempt may still be running at Autumn: confirmed in ");
-        push_u64(&mut s, (t - now).max(0.0).ceil() as u64);
+        push_u64(&mut s, crate::float::ceil((t - now).max(0.0)) as u64);
         s.push_str(" ms at the earliest");
     }
     s

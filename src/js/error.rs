@@ -11,9 +11,8 @@ use wasm_bindgen::prelude::*;
 use super::sys;
 use crate::error::TrackError;
 
-thread_local! {
-    static ERROR_CLASS: RefCell<JsValue> = const { RefCell::new(JsValue::UNDEFINED) };
-}
+static ERROR_CLASS: super::Local<RefCell<JsValue>> =
+    super::Local::new(RefCell::new(JsValue::UNDEFINED));
 
 /// Registers the `TrackError` class the package exports, and what to call after a panic (see
 /// `panic.rs`). Internal: called by the entry modules, again for each fresh instance.

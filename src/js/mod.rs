@@ -258,3 +258,18 @@ pub fn classify(
 pub fn confirm_after_ms() -> f64 {
     crate::queue::Policy::default().confirm_after_ms
 }
+
+/// A static for the one thread that wasm32-unknown-unknown has: `thread_local!` without std.
+pub(crate) struct Local<T>(T);
+#[cfg(target_feature = "atomics")]
+compile_error!("autumn-track's wasm statics assume one thread: build without the atomics feature");
+// SAFETY: without the `atomics` target feature (refused above) a wasm instance has one thread.
+unsafe impl<T> Sync for Local<T> {}
+impl<T> Local<T> {
+    pub(crate) const fn new(t: T) -> Self {
+        Self(t)
+    }
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        f(&self.0)
+    }
+}

@@ -2,6 +2,8 @@
 //! so a hostile or missing global becomes a `Result`, never an exception unwinding through wasm
 //! frames. No clock, no timers, no `fetch` here: the driver (`js/tracker.js`) does all I/O.
 
+use alloc::string::String;
+
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -41,11 +43,10 @@ extern "C" {
     ) -> JsValue;
 }
 
-thread_local! {
-    /// Bytes from `crypto.getRandomValues`, drawn 512 at a time: a call per key cost more than
-    /// the rest of making it (Node's is ~8 µs a call). Each byte is used once.
-    static POOL: core::cell::RefCell<([u8; 512], usize)> = const { core::cell::RefCell::new(([0; 512], 512)) };
-}
+/// Bytes from `crypto.getRandomValues`, drawn 512 at a time: a call per key cost more than
+/// the rest of making it (Node's is ~8 µs a call). Each byte is used once.
+static POOL: super::Local<core::cell::RefCell<([u8; 512], usize)>> =
+    super::Local::new(core::cell::RefCell::new(([0; 512], 512)));
 
 /// Fills `buf` from `crypto.getRandomValues`, or from `Math.random` where no Web Crypto exists.
 pub fn random_bytes(buf: &mut [u8]) {

@@ -264,7 +264,7 @@ pub(super) fn keep(
             created_at: c.rec.created_at,
             reason,
             sent_at: c.rec.sent_at.map(|s| s.server.unwrap_or(s.local)),
-            delay_ms: until.map_or(0, |u| (u - now).max(0.0).ceil() as u64),
+            delay_ms: until.map_or(0, |u| crate::float::ceil((u - now).max(0.0)) as u64),
         };
         c.phase = Phase::HandingOver;
         let hid = e.id();

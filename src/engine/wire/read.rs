@@ -115,7 +115,7 @@ fn opt_num(o: &Value, k: &str) -> Result<Option<f64>, String> {
 
 /// An integer in `0..=max`.
 fn whole(v: Option<&Value>, max: f64) -> Option<f64> {
-    number(v).filter(|n| *n >= 0.0 && *n <= max && n.fract() == 0.0)
+    number(v).filter(|n| *n >= 0.0 && *n <= max && crate::float::fract(*n) == 0.0)
 }
 
 fn version(o: &Value) -> Result<(), String> {

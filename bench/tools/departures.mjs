@@ -15,7 +15,7 @@ import { gzipSync } from "node:zlib";
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const crate = join(root, "bench/departures");
 const wasmOpt = join(root, "node_modules/.bin/wasm-opt");
-const FLAGS = ["-Oz", "--converge", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-reference-types", "--enable-mutable-globals"];
+const FLAGS = ["-Oz", "--converge", "--low-memory-unused", "--strip-producers", "--strip-target-features", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-reference-types", "--enable-mutable-globals"];
 const work = mkdtempSync(join(tmpdir(), "departures-"));
 const target = join(work, "target");
 

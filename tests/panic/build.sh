@@ -16,7 +16,7 @@ one() {
   CARGO_TARGET_DIR=target/panic cargo build -q --release --lib --target wasm32-unknown-unknown --features "$2"
   wasm-bindgen target/panic/wasm32-unknown-unknown/release/autumn_track.wasm \
     --out-dir "$1" --target web --out-name autumn_track
-  wasm-opt -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  wasm-opt -Oz --converge --low-memory-unused --strip-producers --strip-target-features --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-reference-types --enable-mutable-globals \
     "$1/autumn_track_bg.wasm" -o "$1/autumn_track_bg.wasm"
 }

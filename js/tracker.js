@@ -246,6 +246,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       this.channel = null;
       this.handlers = [];
       this.pumping = false;
+      this.queued = []; // command texts not yet carried out
     }
 
     /** A new engine (at construction, and after a panic). */
@@ -255,9 +256,10 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       this.engine = makeEngine(this.core, { browser: inBrowser(), handover: !!this.cf, seed, now: wall() });
       this.config = JSON.parse(this.engine.config());
       this.name = this.config.queueName;
-      // Opened offline: no drain until the network is back (the "online" event says so).
-      if (globalThis.navigator?.onLine === false) this.engine.feed({ t: "offline" }, wall(), mono());
-      this.pump();
+      // Opened offline: no drain until the network is back (the "online" event says so). Either
+      // report ("{}" is none) returns every command pending, the constructor's included.
+      const offline = globalThis.navigator?.onLine === false;
+      this.pump(this.engine.feed(offline ? '{"t":"offline"}' : "{}", false, undefined, wall(), mono()));
     }
 
     /** After a panic, the dead instance's engine is replaced before any use. */
@@ -286,21 +288,20 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       }
     }
 
-    /** Feeds the engine, then carries out what it asks. */
-    feed(f) {
+    /** Tells the engine what happened, then carries out what it asks. `r`: `{ t, … }`, built
+     *  here, so plain JSON (every number in it a safe integer); `outside`: what came from
+     *  outside (a store's result, a caller's keys), which the wasm converts with its guards. */
+    report(r, outside, at) {
       if (this.gen !== generation) return;
+      let cmds;
       try {
-        f(this.engine, wall(), mono());
+        const now = wall();
+        cmds = this.engine.feed(JSON.stringify(r), outside !== undefined, outside, at === undefined ? now : Math.max(now, at), mono());
       } catch (e) {
         if (!(e instanceof WebAssembly.RuntimeError)) throw e;
         return panic();
       }
-      this.pump();
-    }
-
-    /** Tells the engine what happened (`{ t, … }`), then carries out what it asks. */
-    report(r) {
-      this.feed((e, now, m) => e.feed(r, now, m));
+      this.pump(cmds);
     }
 
     call(kind, arg) {
@@ -314,44 +315,40 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       }
       const p = new Promise((resolve, reject) => this.calls.set(id, { resolve, reject, key }));
       this.hold();
+      let cmds;
       try {
-        this.guard(() => {
+        cmds = this.guard(() => {
           const now = wall();
           const m = mono();
-          if (kind === "track" || kind === "defer") this.engine.track(id, arg, now, m, globalThis.navigator?.onLine === false, kind === "defer");
-          else this.engine.feed({ t: kind, call: id, keys: arg }, now, m);
+          if (kind === "track" || kind === "defer") return this.engine.track(id, arg, now, m, globalThis.navigator?.onLine === false, kind === "defer");
+          return this.engine.feed(JSON.stringify({ t: kind, call: id }), arg !== undefined, arg, now, m);
         }, arg);
       } catch (e) {
         this.calls.delete(id);
         return Promise.reject(e);
       }
-      this.pump();
+      this.pump(cmds);
       return p;
     }
 
-    /** Carries out the engine's commands in the order it gave them. Not re-entrant: a command
-     * that feeds the engine at once (a store that is gone) leaves the new commands to this loop,
-     * after the ones already taken (a later wake-up replaces an earlier one, never the reverse). */
-    pump() {
+    /** Carries out the engine's commands (`text`: a JSON array, or "") in the order it gave
+     * them. Not re-entrant: a command that feeds the engine at once (a store that is gone)
+     * leaves the new commands to this loop, after the ones already taken (a later wake-up
+     * replaces an earlier one, never the reverse). */
+    pump(text) {
+      if (text) this.queued.push(text);
       if (this.pumping) return;
       this.pumping = true;
       try {
-        while (this.gen === generation) {
-          let text;
-          try {
-            text = this.engine.commands();
-          } catch (e) {
-            if (e instanceof WebAssembly.RuntimeError) return panic();
-            throw e;
-          }
-          if (!text) return;
-          for (const c of JSON.parse(text)) {
+        while (this.gen === generation && this.queued.length) {
+          for (const c of JSON.parse(this.queued.shift())) {
             if (this.gen !== generation) return;
             this.run(c);
           }
         }
       } finally {
         this.pumping = false;
+        if (this.gen !== generation) this.queued = [];
       }
     }
 
@@ -400,7 +397,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
           maxSeq = await store.op("maxSeq", null);
         } catch {}
         if (store.isDurable()) this.listen();
-        this.report({ t: "opened", durable: store.isDurable(), fallback: fallback ?? undefined, maxSeq });
+        this.report({ t: "opened", durable: store.isDurable(), fallback: fallback ?? undefined }, maxSeq);
       });
     }
 
@@ -440,7 +437,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       if (l) l.busy = l.busy === "same" && this.busy ? this.busy : (this.busy = new Set(l.busy === "same" ? [] : l.busy));
       const s = this.storeOf(c);
       const gen = this.gen;
-      const done = (ok, v) => gen === generation && this.report({ t: "stored", id: c.id, ok, v });
+      const done = (ok, v) => gen === generation && this.report({ t: "stored", id: c.id, ok }, v);
       if (!s) return done(false, "the store is not open");
       let p;
       try {
@@ -488,7 +485,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
           if (!t) return;
           this.timer = null;
           // No earlier than asked, whatever the clock says (Workers' stands still in a request).
-          this.feed((e, now, m) => e.feed({ t: "timer" }, Math.max(now, at), m));
+          this.report({ t: "timer" }, undefined, at);
         }, Math.max(0, Math.min(at - wall(), 2_147_483_000)));
         this.hold();
       } catch {

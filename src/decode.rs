@@ -4,6 +4,11 @@
 //! a digit (a [`Bad`] where it was found, in the order of [`Bad`]'s variants). One string crosses
 //! into the wasm instead of a call back into JavaScript for every probe of every value.
 //!
+//! The encoder writes `t`, `f` and `n` for `true`, `false` and `null`; the reader takes JSON's
+//! spellings too, so the driver's own reports, which hold only strings, safe integers, booleans
+//! and null, cross as `JSON.stringify` writes them (native, and the encoder's guards are for
+//! values the driver did not build).
+//!
 //! The reader is total: any text gives a value and nothing panics (malformed text, which the
 //! encoder never writes, reads as [`Bad::Threw`] where it breaks). Plain Rust, so `cargo test`
 //! and the fuzz targets run the code that ships.
@@ -64,9 +69,9 @@ impl Reader<'_> {
     fn value(&mut self, depth: usize) -> Value {
         match self.next() {
             b'u' => Value::Undefined,
-            b'n' => Value::Null,
-            b't' => Value::Bool(true),
-            b'f' => Value::Bool(false),
+            b'n' => self.word(b"ull", Value::Null),
+            b't' => self.word(b"rue", Value::Bool(true)),
+            b'f' => self.word(b"alse", Value::Bool(false)),
             b'!' => self.bad(),
             b'#' => match self.hex(16) {
                 Some(bits) => Value::Num(f64::from_bits(bits)),
@@ -82,6 +87,14 @@ impl Reader<'_> {
             b'{' if depth <= MAX_DEPTH + 1 => self.object(depth + 1),
             _ => self.broken(),
         }
+    }
+
+    /// `v`, past the rest of its JSON spelling where the text has it (`null` for `n`).
+    fn word(&mut self, rest: &[u8], v: Value) -> Value {
+        if self.b.get(self.i..).is_some_and(|b| b.starts_with(rest)) {
+            self.i += rest.len();
+        }
+        v
     }
 
     /// A safe integer (the encoder writes no other number in decimal).
@@ -258,6 +271,34 @@ mod tests {
 
     fn s(x: &str) -> Value {
         Value::Str(x.into())
+    }
+
+    #[test]
+    fn reads_json_literals_as_the_driver_writes_them() {
+        assert_eq!(
+            decode(r#"{"ok":true,"redirected":false,"date":null,"v":[true,false,null,t,f,n]}"#),
+            Value::Obj(vec![
+                ("ok".into(), Value::Bool(true)),
+                ("redirected".into(), Value::Bool(false)),
+                ("date".into(), Value::Null),
+                (
+                    "v".into(),
+                    Value::Arr(vec![
+                        Value::Bool(true),
+                        Value::Bool(false),
+                        Value::Null,
+                        Value::Bool(true),
+                        Value::Bool(false),
+                        Value::Null,
+                    ])
+                ),
+            ])
+        );
+        // Half a word is no word: the rest is malformed, as before.
+        assert_eq!(
+            decode("[tru]"),
+            Value::Arr(vec![Value::Bool(true), Value::Bad(Bad::Threw)])
+        );
     }
 
     #[test]

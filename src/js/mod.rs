@@ -143,6 +143,7 @@ impl Engine {
 
     /// `track(input)` as call `call`: validates synchronously (throws `TrackError`
     /// `invalid_input`), then starts it. `defer`: store it and let the drain deliver it.
+    /// Returns the commands it led to, as `commands` writes them.
     pub fn track(
         &mut self,
         call: engine::Id,
@@ -151,7 +152,7 @@ impl Engine {
         mono: f64,
         offline: bool,
         defer: bool,
-    ) -> Result<(), JsValue> {
+    ) -> Result<String, JsValue> {
         let ev = prepare(self.core.options(), input, self.core.server_now(now))
             .map_err(|e| js_err(&e))?;
         self.core.handle_at(
@@ -164,7 +165,7 @@ impl Engine {
             now,
             mono,
         );
-        Ok(())
+        Ok(self.commands())
     }
 
     /// Validates `input` as `track()` does and returns Autumn's snake_case body.
@@ -174,10 +175,27 @@ impl Engine {
         sys::json_parse(&crate::event::wire_body(&ev))
     }
 
-    /// Everything else that happens, as `{ t, … }` (see `engine::wire::input_from`): a store
-    /// result, an answer, the timer, a call. Throws `TrackError` for keys that are not strings.
-    pub fn feed(&mut self, report: &JsValue, now: f64, mono: f64) -> Result<(), JsValue> {
-        let v = convert::to_value(report, usize::MAX >> 1);
+    /// Everything else that happens: `report` is `{ t, … }` as JSON text (see
+    /// `engine::wire::input_from`) from the driver itself — a store result's status, an answer,
+    /// the timer, a call — and, when `has_outside`, `outside`: what in it came from outside the
+    /// driver (a store's result, a caller's keys), converted with the guarded converter and read
+    /// as the report's `v`. Returns the commands it led to. Throws `TrackError` for keys that are
+    /// not strings.
+    pub fn feed(
+        &mut self,
+        report: &str,
+        has_outside: bool,
+        outside: &JsValue,
+        now: f64,
+        mono: f64,
+    ) -> Result<String, JsValue> {
+        let mut v = crate::decode::decode(report);
+        if let (Value::Obj(fields), true) = (&mut v, has_outside) {
+            fields.push((
+                String::from("v"),
+                convert::to_value(outside, usize::MAX >> 1),
+            ));
+        }
         let ops = &mut self.ops;
         let input = wire::input_from(&v, &mut |id| ops.remove(&id).unwrap_or(OpKind::Done))
             .map_err(|e| js_err(&e))?;
@@ -194,16 +212,19 @@ impl Engine {
         if let Some(input) = input {
             self.core.handle_at(input, now, mono);
         }
-        Ok(())
+        Ok(self.commands())
     }
+}
 
+impl Engine {
     /// Every pending command, as a JSON array (`""` when there is none): one string per batch,
     /// not one object per command. (Not an object returned per call either: V8 before 13 —
     /// Node 20 and 22 — aborts the process, "unreachable code" in
     /// `Deoptimizer::DoComputeBuiltinContinuation`, when optimized JS that inlined a call to a
     /// wasm export returning an `externref` is deoptimized during it; a string comes back as a
-    /// pointer and a length. `tests/soak` on Node 20, 22 and 24.)
-    pub fn commands(&mut self) -> String {
+    /// pointer and a length. `tests/soak` on Node 20, 22 and 24.) What `track` and `feed`
+    /// return, one crossing fewer each; after `new`, the driver feeds `{}` (no report) for them.
+    fn commands(&mut self) -> String {
         let mut cmds = Vec::new();
         while let Some(cmd) = self.core.poll() {
             if let engine::Command::Store { id, cmd: c, .. } = &cmd {

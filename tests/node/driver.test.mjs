@@ -21,14 +21,16 @@ function scripted(script) {
   };
   const stores = { openStore: async () => ({ store }), openMemory: () => store, openChannel: () => null };
   let pending = [{ t: "open" }];
+  // Each call into the engine returns the commands pending, as the wasm's do.
+  const take = () => (pending.length ? JSON.stringify(pending.splice(0)) : "");
   const makeEngine = () => ({
     config: () => JSON.stringify({ queueName: "driver-test", headers: {}, trackUrl: "", batchUrl: "", timeoutMs: 1000, queue: "memory" }),
-    feed(r) {
-      if (r.t === "opened") pending.push(...script);
+    feed(report) {
+      if (JSON.parse(report).t === "opened") pending.push(...script);
+      return take();
     },
-    track() {},
+    track: take,
     validate() {},
-    commands: () => (pending.length ? JSON.stringify(pending.splice(0)) : ""),
   });
   const T = bindTracker({ makeEngine, stores, TrackError });
   return { tracker: new T({ queue: "memory" }), ops };

@@ -305,6 +305,14 @@ mod tests {
         );
         assert_eq!(report(serde_json::json!({"t":"nonsense"})), Ok(None));
         assert_eq!(
+            report(serde_json::json!({"t":"opened","durable":true,"v":1.5e12})),
+            Ok(Some(Input::Opened {
+                durable: true,
+                fallback: None,
+                max_seq: 1.5e12
+            }))
+        );
+        assert_eq!(
             report(serde_json::json!({"t":"retry","call":1})),
             Ok(Some(Input::RetryDead {
                 call: 1,
@@ -312,13 +320,13 @@ mod tests {
             }))
         );
         assert_eq!(
-            report(serde_json::json!({"t":"discard","call":1,"keys":["a"]})),
+            report(serde_json::json!({"t":"discard","call":1,"v":["a"]})),
             Ok(Some(Input::Discard {
                 call: 1,
                 keys: vec!["a".into()]
             }))
         );
-        let e = report(serde_json::json!({"t":"discard","call":1,"keys":[1]})).unwrap_err();
+        let e = report(serde_json::json!({"t":"discard","call":1,"v":[1]})).unwrap_err();
         assert_eq!(
             (e.code, e.field.as_deref()),
             (Code::InvalidInput, Some("keys"))

@@ -223,9 +223,10 @@ fn keys_from(v: Option<&Value>) -> Result<Vec<String>, TrackError> {
     }
 }
 
-/// One of the driver's reports, `{ t, … }`, as the engine's input. `kind_of(id)`: what store
-/// operation `id` was. `Ok(None)` for a report that is not one (a driver bug: ignored); `Err`
-/// for a caller's mistake to throw (keys that are not strings).
+/// One of the driver's reports, `{ t, … }`, as the engine's input. What came from outside the
+/// driver is in `v`: a store's result, the keys a caller gave, the queue's highest `seq`.
+/// `kind_of(id)`: what store operation `id` was. `Ok(None)` for a report that is not one (a
+/// driver bug: ignored); `Err` for a caller's mistake to throw (keys that are not strings).
 pub fn input_from(
     v: &Value,
     kind_of: &mut dyn FnMut(Id) -> OpKind,
@@ -240,7 +241,7 @@ pub fn input_from(
         "opened" => Input::Opened {
             durable: flag("durable"),
             fallback: text(v.get("fallback")),
-            max_seq: number(v.get("maxSeq")).unwrap_or(0.0),
+            max_seq: number(v.get("v")).unwrap_or(0.0),
         },
         "stored" => {
             let Some(id) = id() else { return Ok(None) };
@@ -301,11 +302,11 @@ pub fn input_from(
                 "dead" => Input::DeadLetters { call },
                 "discard" => Input::Discard {
                     call,
-                    keys: keys_from(v.get("keys"))?,
+                    keys: keys_from(v.get("v"))?,
                 },
                 _ => Input::RetryDead {
                     call,
-                    keys: match v.get("keys") {
+                    keys: match v.get("v") {
                         None | Some(Value::Null) => None,
                         k => Some(keys_from(k)?),
                     },

@@ -89,6 +89,10 @@ pub(super) fn planned(e: &mut Engine) {
     e.drain.pass.clear();
     e.drain.planned_at = now;
     let force = core::mem::take(&mut e.drain.force);
+    let calls_hold: Vec<String> = crate::engine::track::in_flight(e)
+        .into_iter()
+        .map(String::from)
+        .collect();
     let plan = {
         let busy = |k: &str| e.busy(k);
         queue::plan(
@@ -101,14 +105,7 @@ pub(super) fn planned(e: &mut Engine) {
             &e.held_customers,
         )
     };
-    // Records of a customer whose earlier event a `track()` call is sending wait behind it
-    // (order per customer): when the call settles, drain again. The call's own record is not
-    // one of them — the call settles it — or each delivered event would start a pass that
-    // reloads the queue.
-    if records
-        .iter()
-        .any(|r| crate::engine::track::waits_behind_a_call(e, r))
-    {
+    if records.iter().any(|r| calls_hold.contains(&r.key)) {
         e.drain.held_behind_calls = true;
     }
     for &i in &plan.expired {

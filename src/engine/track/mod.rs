@@ -282,14 +282,6 @@ pub(super) fn wake(e: &mut Engine, id: Id) {
     }
 }
 
-/// Whether a drain's pass holds `r` back behind a call of this engine: `r` is another record of
-/// the customer of a call that holds its own record (order per customer).
-pub(super) fn waits_behind_a_call(e: &Engine, r: &Record) -> bool {
-    e.calls
-        .values()
-        .any(|c| c.holds_record() && c.rec.key != r.key && c.rec.customer == r.customer)
-}
-
 /// Keys of calls whose record is held by them (for `pending().inFlight`).
 pub(super) fn in_flight(e: &Engine) -> Vec<&str> {
     e.calls

@@ -257,9 +257,9 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       this.config = JSON.parse(this.engine.config());
       this.name = this.config.queueName;
       // Opened offline: no drain until the network is back (the "online" event says so). Either
-      // report ("{}" is none) returns every command pending, the constructor's included.
-      const offline = globalThis.navigator?.onLine === false;
-      this.pump(this.engine.feed(offline ? '{"t":"offline"}' : "{}", false, undefined, wall(), mono()));
+      // report (`{}` is none) returns every command pending, the constructor's included; through
+      // report(), so a trap there is recovered like any other.
+      this.report(globalThis.navigator?.onLine === false ? { t: "offline" } : {});
     }
 
     /** After a panic, the dead instance's engine is replaced before any use. */

@@ -335,6 +335,163 @@ mod tests {
         );
     }
 
+    /// A drain pass that finds only the record a `track()` call is sending holds nothing back
+    /// behind it: the call settles its own record, so its answer does not start another pass
+    /// (a page tracking one event after another reloaded its whole queue after each — one
+    /// IndexedDB `getAll` per event). A record of the same customer that the pass did hold back
+    /// behind the call still gets its pass when the call settles.
+    #[test]
+    fn a_call_whose_own_record_a_drain_found_does_not_start_a_pass_when_it_settles() {
+        use super::super::{Input, Stored};
+        use crate::answer::{Answered, Reply};
+        let (now, mono) = (1_800_000_000_000.0, 1.0);
+        // 0: the queue holds only the call's own record; 1: and a later one of its customer;
+        // 2: it holds another customer's event under the call's key instead (the call's copy
+        // went elsewhere) — held while the key is busy, so it needs the pass too.
+        for case in 0..3 {
+            let queued_behind = case > 0;
+            let mut e = engine();
+            commands(&mut e);
+            let opened = Input::Opened {
+                durable: true,
+                fallback: None,
+                max_seq: 0.0,
+            };
+            e.handle_at(opened, now, mono);
+            // The pass an opened queue starts: it finds the queue empty.
+            for _ in 0..4 {
+                for c in commands(&mut e) {
+                    match c {
+                        Command::Lock => e.handle_at(Input::Locked { granted: true }, now, mono),
+                        Command::Store {
+                            id,
+                            cmd: StoreCmd::Load,
+                            ..
+                        } => {
+                            let empty = Input::Stored {
+                                id,
+                                result: Ok(Stored::Loaded(vec![])),
+                            };
+                            e.handle_at(empty, now, mono)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let input = Input::Track {
+                call: 1,
+                event: event("k-1"),
+                offline: false,
+                defer: false,
+            };
+            e.handle_at(input, now, mono);
+            let (add, rec) = commands(&mut e)
+                .into_iter()
+                .find_map(|c| match c {
+                    Command::Store {
+                        id,
+                        cmd: StoreCmd::Add { recs, .. },
+                        ..
+                    } => Some((id, recs)),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no add"));
+            let added = Stored::Added {
+                evicted: vec![],
+                existing: vec![],
+                dead_sent: vec![],
+            };
+            e.handle_at(
+                Input::Stored {
+                    id: add,
+                    result: Ok(added),
+                },
+                now,
+                mono,
+            );
+            let send = commands(&mut e)
+                .into_iter()
+                .find_map(|c| match c {
+                    Command::Send { id, .. } => Some(id),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no send"));
+            // Another tab wrote something: a pass loads the queue while the call sends.
+            e.handle_at(Input::Remote, now, mono);
+            let mut loaded: Vec<_> = rec.into_iter().map(Ok).collect();
+            if queued_behind {
+                let mut later = Record::unreadable(String::from("k-2"));
+                if let Some(Ok(first)) = loaded.first() {
+                    later = Record {
+                        key: String::from("k-2"),
+                        seq: first.seq + 1.0,
+                        ..first.clone()
+                    };
+                }
+                if case == 1 {
+                    loaded.push(Ok(later));
+                } else if let Some(Ok(own)) = loaded.first_mut() {
+                    own.customer = String::from("someone-else");
+                    own.body = own.body.replace("\"c\"", "\"someone-else\"");
+                }
+            }
+            let mut load = None;
+            for _ in 0..3 {
+                for c in commands(&mut e) {
+                    match c {
+                        Command::Store {
+                            id,
+                            cmd: StoreCmd::Load,
+                            ..
+                        } => load = Some(id),
+                        Command::Wake(Some(at)) => e.handle_at(Input::Timer, at, mono + (at - now)),
+                        Command::Lock => e.handle_at(Input::Locked { granted: true }, now, mono),
+                        _ => {}
+                    }
+                }
+            }
+            let load = load.unwrap_or_else(|| panic!("no load: {:?}", commands(&mut e)));
+            e.handle_at(
+                Input::Stored {
+                    id: load,
+                    result: Ok(Stored::Loaded(loaded)),
+                },
+                now,
+                mono,
+            );
+            commands(&mut e);
+            let reply = Reply::Answer(Answered {
+                status: 200,
+                ..Answered::default()
+            });
+            e.handle_at(Input::Replied { id: send, reply }, now, mono);
+            let del = commands(&mut e)
+                .into_iter()
+                .find_map(|c| match c {
+                    Command::Store {
+                        id,
+                        cmd: StoreCmd::Delete { .. },
+                        ..
+                    } => Some(id),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no delete"));
+            e.handle_at(
+                Input::Stored {
+                    id: del,
+                    result: Ok(Stored::Done),
+                },
+                now,
+                mono,
+            );
+            let after = commands(&mut e);
+            let wakes_now = after
+                .iter()
+                .any(|c| matches!(c, Command::Wake(Some(at)) if *at <= now));
+            assert_eq!(wakes_now, queued_behind, "case {case}: {after:?}");
+        }
+    }
+
     #[test]
     fn the_index_of_shared_keys_finds_every_key_two_live_calls_may_have() {
         let mut e = engine();

@@ -89,10 +89,6 @@ pub(super) fn planned(e: &mut Engine) {
     e.drain.pass.clear();
     e.drain.planned_at = now;
     let force = core::mem::take(&mut e.drain.force);
-    let calls_hold: Vec<String> = crate::engine::track::in_flight(e)
-        .into_iter()
-        .map(String::from)
-        .collect();
     let plan = {
         let busy = |k: &str| e.busy(k);
         queue::plan(
@@ -105,7 +101,14 @@ pub(super) fn planned(e: &mut Engine) {
             &e.held_customers,
         )
     };
-    if records.iter().any(|r| calls_hold.contains(&r.key)) {
+    // Records the plan holds back behind a `track()` call (its key is busy, or an earlier event
+    // of its customer is) get a pass when the call settles. The call's own record is not one of
+    // them — the call settles it — or each delivered event would start a pass that reloads the
+    // queue.
+    if records
+        .iter()
+        .any(|r| crate::engine::track::waits_behind_a_call(e, r))
+    {
         e.drain.held_behind_calls = true;
     }
     for &i in &plan.expired {

@@ -282,6 +282,22 @@ pub(super) fn wake(e: &mut Engine, id: Id) {
     }
 }
 
+/// Whether a drain's pass may hold `r` back behind a call of this engine, so the call's settling
+/// must drain again: `r` has the key of a call that holds its record (another customer's event
+/// under that key waits while the key is busy) or that call's customer (order per customer) —
+/// and is not the call's own record, which the call settles itself. Own means every field that
+/// names the event is equal; a record that differs in any of them still gets its pass.
+pub(super) fn waits_behind_a_call(e: &Engine, r: &Record) -> bool {
+    e.calls.values().any(|c| {
+        let own = c.rec.key == r.key
+            && c.rec.customer == r.customer
+            && c.rec.seq == r.seq
+            && c.rec.created_at == r.created_at
+            && c.rec.body == r.body;
+        c.holds_record() && !own && (c.rec.key == r.key || c.rec.customer == r.customer)
+    })
+}
+
 /// Keys of calls whose record is held by them (for `pending().inFlight`).
 pub(super) fn in_flight(e: &Engine) -> Vec<&str> {
     e.calls

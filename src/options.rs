@@ -91,9 +91,7 @@ fn opt_err(field: &str, m: String) -> TrackError {
     TrackError::options(field, m)
 }
 
-fn cat(parts: &[&str]) -> String {
-    parts.concat()
-}
+use crate::event::msg as cat;
 
 fn string_opt<'a>(name: &str, v: Option<&'a Value>) -> Result<Option<&'a str>, TrackError> {
     match v {
@@ -183,9 +181,8 @@ pub fn parse_options(v: &Value) -> Result<Options, TrackError> {
             let ok_scheme = u.starts_with("https://") || u.starts_with("http://");
             let ok_path = u.starts_with('/') && !u.starts_with("//");
             if !(ok_scheme && u.len() > "https://".len() || ok_path)
-                || u.chars().any(|c| c.is_whitespace() || c.is_control())
-                || u.contains('?')
-                || u.contains('#')
+                || u.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
             {
                 return Err(TrackError::options(
                     "baseUrl",
@@ -193,19 +190,30 @@ pub fn parse_options(v: &Value) -> Result<Options, TrackError> {
                      this origin (\"/api/autumn\"), without query or fragment",
                 ));
             }
-            String::from(u.trim_end_matches('/'))
+            // Without trailing `/`s (a byte loop: `trim_end_matches` brings core's reverse
+            // UTF-8 decoder into the wasm).
+            let end = u.bytes().rposition(|b| b != b'/').map_or(0, |i| i + 1);
+            String::from(u.get(..end).unwrap_or(u))
         }
     };
 
     let api_version = match string_opt("apiVersion", version)? {
         None => String::from(DEFAULT_API_VERSION),
         Some(s) => {
-            let parts: Vec<&str> = s.split('.').collect();
-            if !(2..=3).contains(&parts.len())
-                || parts
-                    .iter()
-                    .any(|p| p.is_empty() || p.len() > 4 || !p.bytes().all(|b| b.is_ascii_digit()))
-            {
+            // 2 or 3 parts between dots, each 1 to 4 digits (read byte by byte: `split` brings
+            // core's string searcher into the wasm).
+            let (mut parts, mut len, mut ok) = (1, 0, true);
+            for b in s.bytes() {
+                if b == b'.' {
+                    ok &= len > 0;
+                    parts += 1;
+                    len = 0;
+                } else {
+                    ok &= b.is_ascii_digit() && len < 4;
+                    len += 1;
+                }
+            }
+            if !(ok && len > 0 && (2..=3).contains(&parts)) {
                 return Err(TrackError::options(
                     "apiVersion",
                     "`apiVersion` must look like \"2.3.0\"",
@@ -506,6 +514,11 @@ mod tests {
         );
         assert!(h.contains(&("x-api-version", HeaderValue::Plain("2.1"))));
         assert!(h.contains(&("x-tenant", HeaderValue::Plain("t1"))));
+        // Every trailing `/` goes; a version of three parts of up to 4 digits passes.
+        let o = parse(json!({"baseUrl": "https://x.example/api///", "apiVersion": "2024.10.1"}))
+            .unwrap();
+        assert_eq!(o.track_url(), "https://x.example/api/v1/balances.track");
+        assert_eq!(o.api_version, "2024.10.1");
         assert_eq!(
             parse(json!({"baseUrl": "/api/autumn"}))
                 .unwrap()
@@ -537,6 +550,13 @@ mod tests {
             (json!({"apiVersion": "v2"}), "apiVersion"),
             (json!({"apiVersion": "2"}), "apiVersion"),
             (json!({"apiVersion": "2.3.0.1"}), "apiVersion"),
+            (json!({"apiVersion": "2..3"}), "apiVersion"),
+            (json!({"apiVersion": ".2.3"}), "apiVersion"),
+            (json!({"apiVersion": "2.3."}), "apiVersion"),
+            (json!({"apiVersion": "2.12345"}), "apiVersion"),
+            (json!({"apiVersion": "2.３"}), "apiVersion"),
+            (json!({"apiVersion": ""}), "apiVersion"),
+            (json!({"baseUrl": "https://x/#top"}), "baseUrl"),
             (json!({"headers": {"bad header": "x"}}), "headers"),
             (json!({"headers": {"x": 1}}), "headers"),
             (json!({"headers": {"x": "a\nb"}}), "headers"),

@@ -62,7 +62,9 @@ pub fn backoff(attempt: u32, base_ms: u64, cap_ms: u64, rand01: f64) -> u64 {
 /// `Date.parse`). Returns milliseconds from `now_ms` (0 for a date in the past), or `None` when
 /// it is neither.
 pub fn retry_after_ms(raw: &str, date_ms: Option<f64>, now_ms: f64) -> Option<u64> {
-    let h = raw.trim();
+    // HTTP's whitespace (ASCII): `trim()` would bring Unicode's tables and a backwards UTF-8
+    // decoder into the wasm.
+    let h = raw.trim_ascii();
     if h.is_empty() {
         return None;
     }
@@ -76,8 +78,10 @@ pub fn retry_after_ms(raw: &str, date_ms: Option<f64>, now_ms: f64) -> Option<u6
 /// `"120"` or `"1.5"` seconds → milliseconds, saturating; without float parsing (which would
 /// add kilobytes to the wasm).
 fn parse_seconds(h: &str) -> Option<u64> {
-    let (int, frac) = h.split_once('.').unwrap_or((h, ""));
-    if int.is_empty() || frac.contains('.') {
+    // Byte by byte: `split_once` brings core's string searcher into the wasm.
+    let dot = h.bytes().position(|b| b == b'.').unwrap_or(h.len());
+    let (int, frac) = (h.get(..dot)?, h.get(dot + 1..).unwrap_or(""));
+    if int.is_empty() || frac.bytes().any(|b| b == b'.') {
         return None;
     }
     let cap = MAX_SAFE_INTEGER as u64;
@@ -146,6 +150,9 @@ mod tests {
     fn retry_after_forms() {
         assert_eq!(retry_after_ms("120", None, NOW), Some(120_000));
         assert_eq!(retry_after_ms(" 1.5 ", None, NOW), Some(1_500));
+        assert_eq!(retry_after_ms("\t120\r\n", None, NOW), Some(120_000));
+        // HTTP's whitespace is ASCII's: a no-break space is text, and text needs a date.
+        assert_eq!(retry_after_ms("\u{a0}120", None, NOW), None);
         assert_eq!(retry_after_ms("", None, NOW), None);
         assert_eq!(retry_after_ms("-1", None, NOW), None);
         assert_eq!(retry_after_ms("1e3", None, NOW), None);

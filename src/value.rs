@@ -167,14 +167,13 @@ fn check_inner(v: &Value, path: &mut String) -> Result<(), JsonProblem> {
     }
 }
 
-/// Shortens `path` back to `len` bytes (always a char boundary here); unlike
-/// `String::truncate`, no panic path (and its formatting code) in the wasm.
+/// Shortens `path` back to `len` bytes (always a char boundary here: an earlier length); unlike
+/// `String::truncate`, no panic path (and its formatting code) in the wasm, and unlike popping
+/// characters, no UTF-8 decoder run backwards.
 fn cut(path: &mut String, len: usize) {
-    while path.len() > len {
-        if path.pop().is_none() {
-            break;
-        }
-    }
+    let mut b = core::mem::take(path).into_bytes();
+    b.truncate(len);
+    *path = String::from_utf8(b).unwrap_or_default();
 }
 
 /// Writes a number that is not a safe integer (`0.1`, `1e300`) as JSON: the host's shortest

@@ -10,10 +10,18 @@ use crate::value::push_u64;
 
 /// The first `max` characters of `s`, for messages.
 pub fn clip(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => s.get(..i).unwrap_or(s),
-        None => s,
+    // Counted on the bytes (a character starts at each byte that is not a continuation byte):
+    // `char_indices` brings core's UTF-8 decoder into the wasm for this alone.
+    let mut n = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if b & 0xC0 != 0x80 {
+            if n == max {
+                return s.get(..i).unwrap_or(s);
+            }
+            n += 1;
+        }
     }
+    s
 }
 
 /// `HTTP 503 <message>` / `timeout` / `network error: …`.
@@ -156,4 +164,21 @@ pub fn queued_message(reply: &Reply, unconfirmed_until: Option<f64>, now: f64) -
         s.push_str(" ms at the earliest");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clip_keeps_the_first_characters_whole() {
+        assert_eq!(clip("", 3), "");
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 3), "abc");
+        assert_eq!(clip("abcd", 0), "");
+        // Characters, not bytes: 2-, 3- and 4-byte ones are never cut in two.
+        assert_eq!(clip("éa€b😀c", 4), "éa€b");
+        assert_eq!(clip("éa€b😀c", 5), "éa€b😀");
+        assert_eq!(clip("😀😀", 1), "😀");
+    }
 }

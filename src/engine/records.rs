@@ -120,8 +120,13 @@ impl Engine {
 
     /// Is `key` being sent by this engine (a `track()` call or the drain's pass), or settled
     /// but not yet deleted? Then no drain may send it, and no bound may set it aside.
-    pub(super) fn busy(&self, key: &str, calls: &super::track::Holders) -> bool {
-        self.undeleted.contains(key) || self.drain.has(key) || calls.has_key(key)
+    pub(super) fn busy(&self, key: &str) -> bool {
+        self.undeleted.contains(key)
+            || self.drain.has(key)
+            || self
+                .calls
+                .values()
+                .any(|c| c.holds_record() && c.key() == key)
     }
 
     /// Keys the queue's bound must not set aside: the drain's and those whose delete is pending.
@@ -181,26 +186,29 @@ impl Engine {
     }
 
     /// [`Engine::remember_unanswered`] for several keys sent together (at most [`RECENT_MAX`]
-    /// kept: over that, those whose window ended go first, then the oldest).
+    /// kept, the oldest going first).
     pub(super) fn remember_all(&mut self, keys: &[&str], sent_at: Sent) {
         let (now, w, clock) = (
             self.now,
             self.opts.queue_policy.confirm_after_ms,
             self.clock,
         );
-        for k in keys {
-            self.recent.put(k, sent_at);
-        }
         self.recent
-            .bound(RECENT_MAX, |t| clock.ended_by(t, now, w) > now);
+            .retain(|(k, t)| clock.ended_by(t, now, w) > now && !keys.contains(&k.as_str()));
+        self.recent
+            .extend(keys.iter().map(|k| (String::from(*k), sent_at)));
+        let over = self.recent.len().saturating_sub(RECENT_MAX);
+        self.recent.drain(..over);
     }
 
     /// The latest unanswered attempt of `key` this tracker remembers, if still in the window.
     pub(super) fn recent(&self, key: &str) -> Option<Sent> {
         let (now, w) = (self.now, self.opts.queue_policy.confirm_after_ms);
         self.recent
-            .get(key)
-            .filter(|t| self.clock.ended_by(t, now, w) > now)
+            .iter()
+            .rev()
+            .find(|(k, t)| k == key && self.clock.ended_by(t, now, w) > now)
+            .map(|(_, t)| *t)
     }
 }
 

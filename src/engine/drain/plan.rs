@@ -89,9 +89,8 @@ pub(super) fn planned(e: &mut Engine) {
     e.drain.pass.clear();
     e.drain.planned_at = now;
     let force = core::mem::take(&mut e.drain.force);
-    let calls = crate::engine::track::holders(e);
     let plan = {
-        let busy = |k: &str| e.busy(k, &calls);
+        let busy = |k: &str| e.busy(k);
         queue::plan(
             &records,
             now,
@@ -106,9 +105,10 @@ pub(super) fn planned(e: &mut Engine) {
     // of its customer is) get a pass when the call settles. The call's own record is not one of
     // them — the call settles it — or each delivered event would start a pass that reloads the
     // queue.
-    let behind = records.iter().any(|r| calls.wait_behind(r));
-    drop(calls);
-    if behind {
+    if records
+        .iter()
+        .any(|r| crate::engine::track::waits_behind_a_call(e, r))
+    {
         e.drain.held_behind_calls = true;
     }
     for &i in &plan.expired {

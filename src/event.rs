@@ -177,7 +177,7 @@ fn input_err(field: &str, m: String) -> TrackError {
     TrackError::input(field, m)
 }
 
-/// `parts` joined (a loop: `concat()` brings std's generic join, ~0.4 KB of wasm).
+/// `parts` joined (a loop: `concat()` brings alloc's generic join, ~0.4 KB of wasm).
 pub(crate) fn msg(parts: &[&str]) -> String {
     let mut s = String::new();
     for p in parts {

@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::error::TrackError;
-use crate::event::{take_fields, DEFAULT_MAX_PROPERTIES_BYTES};
+use crate::event::{msg as cat, take_fields, DEFAULT_MAX_PROPERTIES_BYTES};
 use crate::retry::Policy;
 use crate::value::Value;
 
@@ -90,8 +90,6 @@ const NAMES: [(&str, Option<&str>); 16] = [
 fn opt_err(field: &str, m: String) -> TrackError {
     TrackError::options(field, m)
 }
-
-use crate::event::msg as cat;
 
 fn string_opt<'a>(name: &str, v: Option<&'a Value>) -> Result<Option<&'a str>, TrackError> {
     match v {

@@ -28,6 +28,8 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod float;
+#[doc(hidden)]
+pub mod heap;
 pub mod key;
 pub mod options;
 pub mod queue;
@@ -45,9 +47,7 @@ pub use error::{Code, TrackError};
 pub use event::{parse_input, wire_body, Event};
 pub use options::{parse_options, Options};
 
-/// talc instead of std's dlmalloc: as fast on wasm and ~2 KB gzip smaller.
+/// Size classes (`heap`) instead of std's dlmalloc or talc: see there.
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-// SAFETY: wasm32-unknown-unknown without atomics is single-threaded, which is all
-// `TalckWasm` requires; it claims memory only through `memory.grow`.
-static ALLOC: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
+static ALLOC: heap::Heap = heap::Heap::new();

@@ -3,7 +3,7 @@
 //! so `instanceof` works; without it (e.g. under wasm-bindgen-test) a plain `Error` with the
 //! same fields is thrown.
 
-use core::cell::RefCell;
+use core::cell::Cell;
 
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
@@ -11,22 +11,24 @@ use wasm_bindgen::prelude::*;
 use super::sys;
 use crate::error::TrackError;
 
-static ERROR_CLASS: super::Local<RefCell<JsValue>> =
-    super::Local::new(RefCell::new(JsValue::UNDEFINED));
+/// A `Cell`, not a `RefCell`: a borrow that can fail brings core's formatting of its panic
+/// message into the wasm (1.4 KB).
+static ERROR_CLASS: super::Local<Cell<Option<JsValue>>> = super::Local::new(Cell::new(None));
 
 /// Registers the `TrackError` class the package exports, and what to call after a panic (see
 /// `panic.rs`). Internal: called by the entry modules, again for each fresh instance.
 #[wasm_bindgen(js_name = __setTrackErrorClass, skip_typescript)]
 pub fn set_track_error_class(class: Function, on_panic: Option<Function>) {
-    ERROR_CLASS.with(|c| *c.borrow_mut() = class.into());
+    ERROR_CLASS.with(|c| c.set(Some(class.into())));
     super::panic::install(on_panic);
 }
 
 /// Builds the JavaScript error object.
 pub fn to_js(e: &TrackError) -> JsValue {
     ERROR_CLASS.with(|c| {
-        sys::error(
-            &c.borrow(),
+        let class = c.take();
+        let e = sys::error(
+            class.as_ref().unwrap_or(&JsValue::UNDEFINED),
             e.code.as_str(),
             &e.message,
             e.field.clone(),
@@ -34,6 +36,8 @@ pub fn to_js(e: &TrackError) -> JsValue {
             e.idempotency_key.clone(),
             e.unanswered,
             e.retry_after_ms.map(|ms| ms as f64),
-        )
+        );
+        c.set(class);
+        e
     })
 }

@@ -2,7 +2,7 @@
 // that its own way): the public `AutumnTracker` class over the wasm `Engine`, the stores and
 // `TrackError`, with panic recovery. Other modules (the route, the queue consumer) use the
 // live bindings below.
-import * as stores from "./store.js";
+import { openStore, openMemory, exclusive, openChannel, panicked } from "./store.js";
 import { bindTracker } from "./tracker.js";
 import { TrackError } from "./error.js";
 
@@ -16,7 +16,7 @@ export let glue;
  *  hand-over). */
 export function wire(g, more) {
   glue = g;
-  AutumnTracker = bindTracker({ makeEngine: (o, env) => new g.Engine(o, env), stores: { ...stores, ...more }, TrackError });
+  AutumnTracker = bindTracker({ makeEngine: (o, env) => new g.Engine(o, env), stores: { openStore, openMemory, exclusive, openChannel, panicked, ...more }, TrackError });
   // After a panic: the error class for the fresh instance, then every tracker rebuilds itself.
   const setup = () =>
     g.__setTrackErrorClass(TrackError, () => {

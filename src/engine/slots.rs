@@ -169,15 +169,12 @@ impl KeySet {
 
     /// Rebuilds with room for twice the keys (and without the removed ones).
     fn grow(&mut self) {
-        let keys: Vec<String> = core::mem::take(&mut self.slots)
-            .into_iter()
-            .filter_map(|s| s.flatten())
-            .collect();
-        let cap = ((keys.len() + 1) * 4).next_power_of_two().max(16);
-        self.slots = (0..cap).map(|_| None).collect();
+        let old = core::mem::take(&mut self.slots);
+        let cap = ((self.len + 1) * 4).next_power_of_two().max(16);
+        self.slots.resize_with(cap, || None);
         self.len = 0;
         self.used = 0;
-        for k in keys {
+        for k in old.into_iter().flatten().flatten() {
             self.insert(k);
         }
     }

@@ -18,3 +18,6 @@ mod lying;
 
 #[path = "suite/hostile.rs"]
 mod hostile;
+
+#[path = "suite/heap.rs"]
+mod heap;

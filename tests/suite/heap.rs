@@ -1,0 +1,91 @@
+//! The wasm build's allocator (`src/heap.rs`), as the shipped code uses it: every test binary of
+//! the wasm suites allocates through it, and these check what the rest only relies on.
+
+use std::boxed::Box;
+use std::string::String;
+use std::vec::Vec;
+
+use core::hint::black_box;
+
+use wasm_bindgen_test::wasm_bindgen_test;
+
+#[repr(align(16))]
+struct A16([u8; 3]);
+
+#[repr(align(64))]
+struct A64([u8; 100]);
+
+fn pages() -> usize {
+    core::arch::wasm32::memory_size(0)
+}
+
+#[wasm_bindgen_test]
+fn a_freed_block_serves_the_next_of_its_class_with_the_alignment_asked_for() {
+    // A block of 9 bytes with alignment 1 is in the 16-byte class; freed, it is what the next
+    // 16-byte request gets, and that one asks for alignment 16.
+    let b = black_box(Box::new([7u8; 9]));
+    let at = &*b as *const [u8; 9] as usize;
+    drop(b);
+    let a = black_box(Box::new(A16([1, 2, 3])));
+    let got = &*a as *const A16 as usize;
+    assert_eq!(got, at, "the freed block is reused");
+    assert_eq!(got % 16, 0);
+    assert_eq!(a.0, [1, 2, 3]);
+    // Stronger than 16: a fresh block, aligned as asked, even with free ones in its class.
+    let freed: Vec<Box<[u8; 128]>> = (0..4).map(|i| black_box(Box::new([i; 128]))).collect();
+    drop(black_box(freed));
+    for _ in 0..8 {
+        let b = black_box(Box::new(A64([5; 100])));
+        assert_eq!(&*b as *const A64 as usize % 64, 0);
+        assert!(b.0.iter().all(|x| *x == 5));
+    }
+}
+
+#[wasm_bindgen_test]
+fn growing_a_vector_across_classes_and_pages_keeps_its_contents() {
+    let mut v: Vec<u32> = Vec::new();
+    for i in 0..300_000u32 {
+        v.push(i.wrapping_mul(2_654_435_761));
+    }
+    assert!(v
+        .iter()
+        .enumerate()
+        .all(|(i, x)| *x == (i as u32).wrapping_mul(2_654_435_761)));
+    // Shrinking in place within a class, then growing again.
+    v.truncate(10);
+    v.shrink_to_fit();
+    v.extend(0..1_000);
+    assert_eq!(v.get(9), Some(&9u32.wrapping_mul(2_654_435_761)));
+    assert_eq!(v.len(), 1_010);
+    // A block of several pages at once.
+    let big = black_box(std::vec![3u8; 5 * 65_536]);
+    assert!(big.iter().all(|x| *x == 3));
+}
+
+#[wasm_bindgen_test]
+fn the_same_work_again_takes_no_more_memory() {
+    let work = || {
+        let mut all: Vec<String> = Vec::new();
+        for i in 0..2_000usize {
+            let mut s = String::new();
+            for _ in 0..(i % 300) {
+                s.push('x');
+            }
+            all.push(s);
+            if i % 3 == 0 {
+                all.swap_remove(i / 7 % all.len());
+            }
+        }
+        all.iter().map(String::len).sum::<usize>()
+    };
+    let first = work();
+    let after_first = pages();
+    for _ in 0..20 {
+        assert_eq!(work(), first);
+    }
+    assert_eq!(
+        pages(),
+        after_first,
+        "memory grew while the same work was repeated"
+    );
+}

@@ -29,11 +29,11 @@ use alloc::vec::Vec;
 
 pub use types::*;
 
-use slots::{IdMap, KeySet};
+use slots::{IdMap, KeySet, Recent};
 
 use crate::answer::Reply;
 use crate::options::{Options, QueueMode};
-use crate::queue::{Clock, Sent};
+use crate::queue::Clock;
 
 /// Share of a browser's 64 KiB `keepalive` budget the tracker uses.
 pub const KEEPALIVE_BUDGET: usize = 48 * 1024;
@@ -113,7 +113,7 @@ pub struct Engine {
     held_customers: Vec<(String, f64)>,
     /// Without a queue: keys whose latest attempt got no answer, with its send time, so that a
     /// resend with the same key within the confirmation window does not take a 409 as proof.
-    recent: Vec<(String, Sent)>,
+    recent: Recent,
     totals: Totals,
     /// Calls put to sleep before a retry, with when: checked against the call when read (a call
     /// woken or gone meanwhile is dropped then), so that the timer's work follows the sleepers,
@@ -201,7 +201,7 @@ impl Engine {
             drain: drain::Drain::default(),
             admin: IdMap::default(),
             held_customers: Vec::new(),
-            recent: Vec::new(),
+            recent: Recent::default(),
             totals: Totals::default(),
             sleepers: Vec::new(),
             mono: f64::NEG_INFINITY,

@@ -120,13 +120,8 @@ impl Engine {
 
     /// Is `key` being sent by this engine (a `track()` call or the drain's pass), or settled
     /// but not yet deleted? Then no drain may send it, and no bound may set it aside.
-    pub(super) fn busy(&self, key: &str) -> bool {
-        self.undeleted.contains(key)
-            || self.drain.has(key)
-            || self
-                .calls
-                .values()
-                .any(|c| c.holds_record() && c.key() == key)
+    pub(super) fn busy(&self, key: &str, calls: &super::track::Holders) -> bool {
+        self.undeleted.contains(key) || self.drain.has(key) || calls.has_key(key)
     }
 
     /// Keys the queue's bound must not set aside: the drain's and those whose delete is pending.
@@ -186,29 +181,26 @@ impl Engine {
     }
 
     /// [`Engine::remember_unanswered`] for several keys sent together (at most [`RECENT_MAX`]
-    /// kept, the oldest going first).
+    /// kept: over that, those whose window ended go first, then the oldest).
     pub(super) fn remember_all(&mut self, keys: &[&str], sent_at: Sent) {
         let (now, w, clock) = (
             self.now,
             self.opts.queue_policy.confirm_after_ms,
             self.clock,
         );
+        for k in keys {
+            self.recent.put(k, sent_at);
+        }
         self.recent
-            .retain(|(k, t)| clock.ended_by(t, now, w) > now && !keys.contains(&k.as_str()));
-        self.recent
-            .extend(keys.iter().map(|k| (String::from(*k), sent_at)));
-        let over = self.recent.len().saturating_sub(RECENT_MAX);
-        self.recent.drain(..over);
+            .bound(RECENT_MAX, |t| clock.ended_by(t, now, w) > now);
     }
 
     /// The latest unanswered attempt of `key` this tracker remembers, if still in the window.
     pub(super) fn recent(&self, key: &str) -> Option<Sent> {
         let (now, w) = (self.now, self.opts.queue_policy.confirm_after_ms);
         self.recent
-            .iter()
-            .rev()
-            .find(|(k, t)| k == key && self.clock.ended_by(t, now, w) > now)
-            .map(|(_, t)| *t)
+            .get(key)
+            .filter(|t| self.clock.ended_by(t, now, w) > now)
     }
 }
 

@@ -6,6 +6,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::Id;
+use crate::queue::Sent;
 
 /// Values by id, kept in id order (ids only grow, so inserts append). A removed entry is left as
 /// a hole and the holes are swept out once they are half the map: removing the oldest of 10,000
@@ -91,19 +92,24 @@ impl<V> IdMap<V> {
     }
 }
 
-/// A set of keys: open addressing on a `Vec` (FNV-1a, linear probing), so that the sets a drain
-/// of 10,000 records fills and empties one key at a time cost O(1) per key — a `Vec` searched
-/// from the start made a drain quadratic. Deterministic (no random seed): the simulation replays.
+/// Numbers by key (or a set of keys: [`KeySet`]): open addressing on a `Vec` (FNV-1a, linear
+/// probing), so that the sets a drain of 10,000 records fills and empties one key at a time cost
+/// O(1) per key — a `Vec` searched from the start made a drain quadratic. Deterministic (no random
+/// seed): the simulation replays. One value type for every use: each other would be another copy
+/// of this code in the wasm.
 #[derive(Default)]
-pub struct KeySet {
+pub struct KeyMap {
     /// `None`: never used; `Some(None)`: a removed key (probing goes on past it).
-    slots: Vec<Option<Option<String>>>,
+    slots: Vec<Option<Option<(String, u64)>>>,
     len: usize,
     used: usize,
-    /// Bumped by every insert, remove and clear that changed the set: tells a reader whether
-    /// what it copied out is still the set (see `Engine::busy_keys`).
+    /// Bumped by every insert, remove and clear that changed the map: tells a reader whether
+    /// what it copied out is still the map (see `Engine::busy_keys`).
     changes: u64,
 }
+
+/// A set of keys (their values unused).
+pub type KeySet = KeyMap;
 
 fn fnv(k: &str) -> usize {
     let mut h: u32 = 0x811c_9dc5;
@@ -113,7 +119,7 @@ fn fnv(k: &str) -> usize {
     h as usize
 }
 
-impl KeySet {
+impl KeyMap {
     /// The slot holding `k`, or where it would go.
     fn slot(&self, k: &str) -> (usize, bool) {
         let n = self.slots.len();
@@ -121,7 +127,7 @@ impl KeySet {
         let mut free = None;
         loop {
             match self.slots.get(i) {
-                Some(Some(Some(x))) if x == k => return (i, true),
+                Some(Some(Some((x, _)))) if x == k => return (i, true),
                 Some(Some(None)) => {
                     free.get_or_insert(i);
                 }
@@ -133,24 +139,38 @@ impl KeySet {
     }
 
     pub fn contains(&self, k: &str) -> bool {
-        !self.slots.is_empty() && self.slot(k).1
+        self.get(k).is_some()
+    }
+
+    pub fn get(&self, k: &str) -> Option<u64> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        match self.slots.get(self.slot(k).0) {
+            Some(Some(Some((x, v)))) if x == k => Some(*v),
+            _ => None,
+        }
     }
 
     pub fn insert(&mut self, k: String) {
+        self.put(k, 0);
+    }
+
+    /// Sets `k`'s value (replacing one it had).
+    pub fn put(&mut self, k: String, v: u64) {
         if (self.used + 1) * 2 > self.slots.len() {
             self.grow();
         }
         let (i, found) = self.slot(&k);
-        if found {
-            return;
-        }
         if let Some(s) = self.slots.get_mut(i) {
-            if s.is_none() {
-                self.used += 1;
+            if !found {
+                if s.is_none() {
+                    self.used += 1;
+                }
+                self.len += 1;
+                self.changes += 1;
             }
-            *s = Some(Some(k));
-            self.len += 1;
-            self.changes += 1;
+            *s = Some(Some((k, v)));
         }
     }
 
@@ -174,8 +194,8 @@ impl KeySet {
         self.slots.resize_with(cap, || None);
         self.len = 0;
         self.used = 0;
-        for k in old.into_iter().flatten().flatten() {
-            self.insert(k);
+        for (k, v) in old.into_iter().flatten().flatten() {
+            self.put(k, v);
         }
     }
 
@@ -188,7 +208,7 @@ impl KeySet {
         self.used = 0;
     }
 
-    /// How many times the set changed (see the field).
+    /// How many times the map changed (see the field).
     pub fn changes(&self) -> u64 {
         self.changes
     }
@@ -196,7 +216,7 @@ impl KeySet {
     pub fn iter(&self) -> impl Iterator<Item = &String> {
         self.slots
             .iter()
-            .filter_map(|s| s.as_ref().and_then(Option::as_ref))
+            .filter_map(|s| s.as_ref().and_then(Option::as_ref).map(|(k, _)| k))
     }
 
     pub fn len(&self) -> usize {
@@ -205,6 +225,53 @@ impl KeySet {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// Keys sent without an answer not long ago, with when (see `Engine::recent`): the attempts in
+/// the order they came, and each key's place among them — a drain's pass asks for each record it
+/// loaded, and 10,000 records against a list of 4,096 searched from the end was quadratic.
+#[derive(Default)]
+pub struct Recent {
+    /// Each key's latest attempt: its place in `order`.
+    map: KeyMap,
+    /// Keys and attempts, oldest first; a key remembered again leaves its earlier entry behind
+    /// (no longer its place in `map`), dropped at the next sweep.
+    order: Vec<(String, Sent)>,
+}
+
+impl Recent {
+    pub fn get(&self, k: &str) -> Option<Sent> {
+        let i = self.map.get(k)?;
+        self.order.get(i as usize).map(|(_, s)| *s)
+    }
+
+    /// Remembers `sent` as `k`'s latest attempt.
+    pub fn put(&mut self, k: &str, sent: Sent) {
+        self.map.put(String::from(k), self.order.len() as u64);
+        self.order.push((String::from(k), sent));
+    }
+
+    /// Keeps about `max` keys: over it, first drops every attempt `live` says is over, then the
+    /// oldest, down to `max`. Swept only past a quarter over (or with as many stale entries as
+    /// keys): one sweep per `max / 4` attempts remembered one by one, not one each; meanwhile
+    /// more is remembered than `max`, never less.
+    pub fn bound(&mut self, max: usize, live: impl Fn(&Sent) -> bool) {
+        if self.map.len() <= max + max / 4 && self.order.len() <= 2 * max {
+            return;
+        }
+        let (map, mut i) = (&self.map, 0);
+        self.order.retain(|(k, s)| {
+            let keep = map.get(k) == Some(i) && live(s);
+            i += 1;
+            keep
+        });
+        let over = self.order.len().saturating_sub(max);
+        self.order.drain(..over);
+        self.map.clear();
+        for (i, (k, _)) in self.order.iter().enumerate() {
+            self.map.put(k.clone(), i as u64);
+        }
     }
 }
 
@@ -244,5 +311,70 @@ mod tests {
         assert!(s.slots.len() <= 32_768, "{}", s.slots.len());
         s.clear();
         assert!(!s.contains("01a3185c-1") && s.is_empty());
+    }
+
+    fn sent(local: f64) -> Sent {
+        Sent {
+            local,
+            server: None,
+        }
+    }
+
+    #[test]
+    fn recent_attempts_keep_the_latest_per_key_and_drop_the_ended_then_the_oldest() {
+        let mut r = Recent::default();
+        assert_eq!(r.get("a"), None);
+        r.put("a", sent(1.0));
+        r.put("b", sent(2.0));
+        r.put("a", sent(3.0));
+        assert_eq!(r.get("a"), Some(sent(3.0)));
+        assert_eq!(r.get("b"), Some(sent(2.0)));
+        // Under the bound nothing goes, not even an ended attempt (a lookup checks the window).
+        r.bound(2, |_| false);
+        assert_eq!(r.get("b"), Some(sent(2.0)));
+        // Over it, the ended ones go first, wherever they are in the order…
+        r.put("c", sent(4.0));
+        r.bound(2, |t| t.local != 3.0);
+        assert_eq!(
+            (r.get("a"), r.get("b"), r.get("c")),
+            (None, Some(sent(2.0)), Some(sent(4.0)))
+        );
+        // … then the oldest of those still running.
+        r.put("d", sent(5.0));
+        r.bound(2, |_| true);
+        assert_eq!(
+            (r.get("b"), r.get("c"), r.get("d")),
+            (None, Some(sent(4.0)), Some(sent(5.0)))
+        );
+        // A key remembered over and over leaves stale places behind, swept out: the order stays
+        // bounded and the latest attempt is the one kept.
+        for i in 0..1_000 {
+            r.put("c", sent(f64::from(i)));
+            r.bound(2, |_| true);
+        }
+        assert!(r.order.len() <= 5, "{}", r.order.len());
+        assert_eq!(
+            (r.get("c"), r.get("d")),
+            (Some(sent(999.0)), Some(sent(5.0)))
+        );
+        // 10,000 keys against a bound of 4,096: the newest 4,096 stay.
+        for i in 0..10_000 {
+            r.put(&format!("k{i}"), sent(f64::from(i)));
+        }
+        r.bound(4_096, |_| true);
+        assert_eq!(r.map.len(), 4_096);
+        assert_eq!(r.get("k5903"), None);
+        assert_eq!(r.get("k5904"), Some(sent(5_904.0)));
+        // One at a time, the map stays within its slack, and the newest stay.
+        for i in 0..10_000 {
+            r.put(&format!("j{i}"), sent(f64::from(i)));
+            r.bound(4_096, |_| true);
+            assert!(r.map.len() <= 5_120);
+        }
+        assert_eq!(r.get("j9999"), Some(sent(9_999.0)));
+        assert_eq!(r.get("j5904"), Some(sent(5_904.0)));
+        assert_eq!(r.get("k9999"), None);
+        r.put("k9999", sent(9_999.0));
+        assert_eq!(r.get("k9999"), Some(sent(9_999.0)));
     }
 }

@@ -89,8 +89,9 @@ pub(super) fn planned(e: &mut Engine) {
     e.drain.pass.clear();
     e.drain.planned_at = now;
     let force = core::mem::take(&mut e.drain.force);
+    let calls = crate::engine::track::holders(e);
     let plan = {
-        let busy = |k: &str| e.busy(k);
+        let busy = |k: &str| e.busy(k, &calls);
         queue::plan(
             &records,
             now,
@@ -105,10 +106,9 @@ pub(super) fn planned(e: &mut Engine) {
     // of its customer is) get a pass when the call settles. The call's own record is not one of
     // them — the call settles it — or each delivered event would start a pass that reloads the
     // queue.
-    if records
-        .iter()
-        .any(|r| crate::engine::track::waits_behind_a_call(e, r))
-    {
+    let behind = records.iter().any(|r| calls.wait_behind(r));
+    drop(calls);
+    if behind {
         e.drain.held_behind_calls = true;
     }
     for &i in &plan.expired {

@@ -5,7 +5,8 @@
 # `# pass N` / `# fail M` totals; exits non-zero when a target crashes, naming the input that
 # crashed it (kept under fuzz/artifacts/<target>/, which git ignores).
 #
-# Stable Rust is enough: the targets run with `--sanitizer none` (the core has no `unsafe`, so
+# Stable Rust is enough: the targets run with `--sanitizer none` (natively the core has no
+# `unsafe`: what there is, the allocator in src/heap.rs and src/js's statics, is wasm32's alone; so
 # AddressSanitizer, which needs nightly's -Zsanitizer, would add nothing but slowness); builds
 # keep debug assertions and overflow checks on, so an overflow is a crash.
 #

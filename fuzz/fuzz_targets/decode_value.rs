@@ -9,7 +9,7 @@
 #![no_main]
 
 use autumn_track::decode::{decode, BADS};
-use autumn_track::value::{write_str, Bad, Value, MAX_SAFE_INTEGER};
+use autumn_track::value::{write_str, Value, MAX_SAFE_INTEGER};
 use libfuzzer_sys::fuzz_target;
 
 fn encode(v: &Value, out: &mut String) {

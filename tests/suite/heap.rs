@@ -57,6 +57,15 @@ fn growing_a_vector_across_classes_and_pages_keeps_its_contents() {
     v.extend(0..1_000);
     assert_eq!(v.get(9), Some(&9u32.wrapping_mul(2_654_435_761)));
     assert_eq!(v.len(), 1_010);
+    // Growing within a class keeps the block (and what is in it).
+    let mut s = black_box(String::with_capacity(9));
+    s.push_str("123456789");
+    let at = s.as_ptr() as usize;
+    s.reserve_exact(5);
+    assert!(s.capacity() >= 14);
+    assert_eq!((s.as_ptr() as usize, s.as_str()), (at, "123456789"));
+    s.push_str("abcdefgh");
+    assert_eq!(s, "123456789abcdefgh");
     // A block of several pages at once.
     let big = black_box(std::vec![3u8; 5 * 65_536]);
     assert!(big.iter().all(|x| *x == 3));

@@ -6,8 +6,8 @@
 //! text of the same shapes), so memory stays flat once each class has reached its peak
 //! (`npm run bench -- --only memory`: 100,000 events delivered in one page).
 //!
-//! The size rule is pure and tested natively (`class`); the rest runs in every wasm suite, which
-//! all allocate through it.
+//! The size rule is pure and tested natively (`class`); reuse, alignment, growth and flat memory
+//! are tested in the wasm (`tests/suite/heap.rs`), and every wasm suite allocates through it.
 
 /// The class of a block for `size` bytes aligned to `align`: the least `k >= 2` with
 /// `2^k >= max(size, align)` (a free block holds the next one's address, 4 bytes on wasm32), or

@@ -167,10 +167,10 @@ fn check_inner(v: &Value, path: &mut String) -> Result<(), JsonProblem> {
     }
 }
 
-/// Shortens `path` back to `len` bytes (always a char boundary here: an earlier length). Not
-/// popping characters (a UTF-8 decoder run backwards), nor bytes checked again by `from_utf8`
-/// (its validator, 0.7 KB of wasm): `truncate`'s panic, were `len` not a boundary, formats
-/// nothing.
+/// Shortens `path` back to `len` bytes (always a char boundary here: an earlier length; were it
+/// not, the path stays as it is rather than trapping in `truncate`). Not popping characters (a
+/// UTF-8 decoder run backwards), nor bytes checked again by `from_utf8` (its validator, 0.7 KB
+/// of wasm).
 fn cut(path: &mut String, len: usize) {
     if path.is_char_boundary(len) {
         path.truncate(len);

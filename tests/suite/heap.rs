@@ -51,7 +51,7 @@ fn growing_a_vector_across_classes_and_pages_keeps_its_contents() {
         .iter()
         .enumerate()
         .all(|(i, x)| *x == (i as u32).wrapping_mul(2_654_435_761)));
-    // Shrinking in place within a class, then growing again.
+    // Shrinking to a smaller class, then growing again.
     v.truncate(10);
     v.shrink_to_fit();
     v.extend(0..1_000);

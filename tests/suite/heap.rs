@@ -31,14 +31,30 @@ fn a_freed_block_serves_the_next_of_its_class_with_the_alignment_asked_for() {
     assert_eq!(got, at, "the freed block is reused");
     assert_eq!(got % 16, 0);
     assert_eq!(a.0, [1, 2, 3]);
-    // Stronger than 16: a fresh block, aligned as asked, even with free ones in its class.
-    let freed: Vec<Box<[u8; 128]>> = (0..4).map(|i| black_box(Box::new([i; 128]))).collect();
-    drop(black_box(freed));
-    for _ in 0..8 {
-        let b = black_box(Box::new(A64([5; 100])));
-        assert_eq!(&*b as *const A64 as usize % 64, 0);
-        assert!(b.0.iter().all(|x| *x == 5));
+    // Stronger than 16: a fresh block, aligned as asked, even when the free block on top of its
+    // class is not. Find a 128-byte block that is not 64-aligned (32-byte blocks in between
+    // shift where fresh ones start), free it, then ask for 128 bytes aligned to 64.
+    let mut held: Vec<Box<[u8]>> = Vec::new();
+    let mut odd = None;
+    for _ in 0..10_000 {
+        held.push(black_box(Box::new([0u8; 20])));
+        let b = black_box(Box::new([9u8; 128]));
+        if &*b as *const [u8; 128] as usize % 64 != 0 {
+            odd = Some(b);
+            break;
+        }
+        held.push(b);
     }
+    assert!(odd.is_some(), "no 128-byte block that is not 64-aligned");
+    let Some(odd) = odd else { return };
+    let at = &*odd as *const [u8; 128] as usize;
+    drop(odd);
+    let b = black_box(Box::new(A64([5; 100])));
+    let got = &*b as *const A64 as usize;
+    assert_ne!(got, at);
+    assert_eq!(got % 64, 0);
+    assert!(b.0.iter().all(|x| *x == 5));
+    drop(held);
 }
 
 #[wasm_bindgen_test]

@@ -34,7 +34,34 @@ function within(p, ms, what) {
   ]).finally(() => clearTimeout(timer));
 }
 
+// Errors that mean the request never left (Node's undici reports them as `cause.code`): nothing
+// can be running at Autumn. Everything else (a reset, a browser's opaque TypeError) may have
+// reached it. The Node and Workers entries hand this to the tracker's driver (`post`).
+const UNSENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
+export const unsent = (e) => {
+  try {
+    // (Node's fetch also refuses the ports the Fetch standard blocks, before connecting.)
+    return UNSENT.has(e?.cause?.code) || UNSENT.has(e?.code) || e?.cause?.message === "bad port";
+  } catch {
+    return false;
+  }
+};
+
 // ---- producer -------------------------------------------------------------------------------
+
+/** `queue: { cloudflareQueue }` read for the tracker: the binding, `null` for any other queue
+ *  option (a mode's name, none), or throws `error(field, message)` for a wrong object. */
+export function cloudflareQueue(queue, error) {
+  if (queue === null || typeof queue !== "object") return null;
+  for (const k of Object.keys(queue)) {
+    if (k !== "cloudflareQueue") throw error("queue", `unknown option queue.${k}; the object form is { cloudflareQueue: env.YOUR_QUEUE } (on Node also { sqlite } or { postgres })`);
+  }
+  const cf = queue.cloudflareQueue;
+  if (!cf || typeof cf.send !== "function") {
+    throw error("queue", "queue.cloudflareQueue must be a Cloudflare Queue producer binding (env.YOUR_QUEUE, with send())");
+  }
+  return cf;
+}
 
 const HANDOVER_TIMEOUT_MS = 10_000;
 
@@ -178,7 +205,7 @@ export async function handleTrackQueue(batch, options) {
       if (s.t === "wait") await sleep(s.ms);
       else if (s.t === "send") {
         report.requests++;
-        const r = await post(o.url, headers, s.body, o.timeoutMs, false);
+        const r = await post(o.url, headers, s.body, o.timeoutMs, false, unsent);
         const now = Date.now();
         if (r.answer) {
           const a = r.answer;

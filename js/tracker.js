@@ -61,21 +61,10 @@ async function read(res) {
   };
 }
 
-// Errors that mean the request never left (Node's undici reports them as `cause.code`): nothing
-// can be running at Autumn. Everything else (a reset, a browser's opaque TypeError) may have
-// reached it.
-const UNSENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
-const unsent = (e) => {
-  try {
-    // (Node's fetch also refuses the ports the Fetch standard blocks, before connecting.)
-    return UNSENT.has(e?.cause?.code) || UNSENT.has(e?.code) || e?.cause?.message === "bad port";
-  } catch {
-    return false;
-  }
-};
-
-/** Sends `body` to `url` and reads the answer within `timeoutMs`: `{ answer }`, or `{ how, error }` (`how`: timeout, unsent, network). */
-export async function post(url, headers, body, timeoutMs, keepalive) {
+/** Sends `body` to `url` and reads the answer within `timeoutMs`: `{ answer }`, or `{ how, error }` (`how`: timeout, unsent, network).
+ *  `unsent(e)`: whether a failure `e` means the request never left (the server entries' reading
+ *  of Node's errors, js/cfqueue.js); everywhere, a failure while offline does. */
+export async function post(url, headers, body, timeoutMs, keepalive, unsent) {
   const d = deadline(timeoutMs);
   // Offline before it started: a failure then means the request never left the device.
   const offline = globalThis.navigator?.onLine === false;
@@ -97,7 +86,7 @@ export async function post(url, headers, body, timeoutMs, keepalive) {
     if (!res || typeof res.status !== "number") return { how: "network", error: "fetch resolved with something that is not a Response" };
     return { answer: await read(res) };
   } catch (e) {
-    return d.signal.aborted ? { how: "timeout", error: "" } : { how: offline || unsent(e) ? "unsent" : "network", error: text(e) };
+    return d.signal.aborted ? { how: "timeout", error: "" } : { how: offline || unsent?.(e) ? "unsent" : "network", error: text(e) };
   } finally {
     d.done();
   }
@@ -130,21 +119,17 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
       }
       const { onEvent, queue, ...rest } = o;
       const core = { ...rest };
-      let cf = null;
-      // A durable queue for servers (the Node entry's stores read `{ sqlite }`, `{ postgres }`).
+      // Queue objects are the server entries': `{ sqlite }`, `{ postgres }` (js/sqlstore.js, Node)
+      // and `{ cloudflareQueue }` (js/cfqueue.js, Node and Workers). The browser's has none.
       const sql = stores.serverQueue?.(queue, optionsError) ?? null;
+      const cf = sql ? null : (stores.cloudflareQueue?.(queue, optionsError) ?? null);
       if (sql) core.queue = "auto";
-      else if (queue !== null && typeof queue === "object") {
-        for (const k of Object.keys(queue)) {
-          if (k !== "cloudflareQueue") throw optionsError("queue", `unknown option queue.${k}; the object form is { cloudflareQueue: env.YOUR_QUEUE } (on Node also { sqlite } or { postgres })`);
-        }
-        cf = queue.cloudflareQueue;
-        if (!cf || typeof cf.send !== "function") {
-          throw optionsError("queue", "queue.cloudflareQueue must be a Cloudflare Queue producer binding (env.YOUR_QUEUE, with send())");
-        }
+      else if (cf) {
         core.queue = "memory";
         // The queue retries for longer: the inline attempts fit in a Worker's waitUntil.
         if (core.maxRetries === undefined) core.maxRetries = 2;
+      } else if (queue !== null && typeof queue === "object") {
+        throw optionsError("queue", "a queue object needs the Workers build or the Node build of the package; this is the browser build");
       } else if (queue !== undefined) core.queue = queue;
       if (onEvent !== undefined && typeof onEvent !== "function") throw optionsError("onEvent", "`onEvent` must be a function");
       const h = new Driver(core, cf, onEvent, sql);
@@ -454,7 +439,7 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
     send(c) {
       const url = c.batch ? this.config.batchUrl : this.config.trackUrl;
       const gen = this.gen;
-      post(url, this.config.headers, c.body, this.config.timeoutMs, c.keepalive).then((r) => {
+      post(url, this.config.headers, c.body, this.config.timeoutMs, c.keepalive, stores.unsent).then((r) => {
         if (gen !== generation) return;
         if (r.answer) {
           const a = r.answer;

@@ -113,11 +113,11 @@ impl Engine {
         }
         let handover = flag("handover");
         if handover && !cfg!(feature = "server") {
-            // The browser's wasm leaves the hand-over out (see `engine::Engine::handover`).
+            // The browser's wasm leaves the hand-over out (see `engine::Engine::handover`); its
+            // driver refuses queue objects first (js/tracker.js): this guards the engine alone.
             return Err(js_err(&TrackError::options(
                 "queue",
-                "queue.cloudflareQueue needs the Workers build of the package (the `workerd` \
-                 export condition, which Wrangler uses); this is the browser build",
+                "queue.cloudflareQueue needs the Workers build",
             )));
         }
         let now = num("now").unwrap_or(0.0);

@@ -47,3 +47,51 @@ test('an add whose busy keys are "same" gets the list the engine last wrote, as 
   assert.deepEqual(busy.map((b) => [...b].sort()), [["a", "b"], ["a", "b"], ["c"], ["c"], []]);
   tracker.close();
 });
+
+/** A port nothing listens on (bound, then closed). */
+async function refusedPort() {
+  const { createServer } = await import("node:net");
+  const s = createServer();
+  await new Promise((r) => s.listen(0, "127.0.0.1", r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** A tracker whose engine asks for one send to `url` once the store is open, with `extra`
+ *  stores; resolves the report the driver fed back for it. */
+function failedSend(url, extra) {
+  return new Promise((resolve) => {
+    const store = { op: () => Promise.resolve(0), isDurable: () => false, close() {} };
+    const stores = { openStore: async () => ({ store }), openMemory: () => store, openChannel: () => null, ...extra };
+    let pending = [{ t: "open" }];
+    const take = () => (pending.length ? JSON.stringify(pending.splice(0)) : "");
+    const makeEngine = () => ({
+      config: () => JSON.stringify({ queueName: "driver-unsent", headers: {}, trackUrl: url, batchUrl: url, timeoutMs: 5000, queue: "memory" }),
+      feed(report) {
+        const r = JSON.parse(report);
+        if (r.t === "opened") pending.push({ t: "send", id: 9, body: "{}" });
+        if (r.t === "failed" || r.t === "answered") resolve(r);
+        return take();
+      },
+      track: take,
+      validate() {},
+    });
+    const T = bindTracker({ makeEngine, stores, TrackError });
+    const t = new T({ queue: "memory" });
+    setTimeout(() => t.close(), 6000).unref();
+  });
+}
+
+test("a refused connection is reported unsent through the server entries' reading of Node's errors, network without it", async () => {
+  const { unsent } = await import(new URL("cfqueue.js", pkg));
+  const url = `http://127.0.0.1:${await refusedPort()}/v1/balances.track`;
+  const withIt = await failedSend(url, { unsent });
+  assert.equal(withIt.t, "failed");
+  assert.equal(withIt.how, "unsent", JSON.stringify(withIt));
+  // The browser entry passes none: a failure there may have reached the server.
+  const without = await failedSend(url, {});
+  assert.equal(without.how, "network", JSON.stringify(without));
+  assert.equal(unsent({ cause: { code: "ECONNRESET" } }), false);
+  assert.equal(unsent({ get cause() { throw new Error("hostile"); } }), false);
+});

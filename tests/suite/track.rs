@@ -458,24 +458,27 @@ fn option_errors_are_typed() {
     }
 }
 
-/// A Cloudflare Queue is a Workers thing: the browser build (which leaves the hand-over out of
-/// its wasm) refuses one by name instead of quietly sending the events itself.
+/// A Cloudflare Queue is a Workers thing, SQLite and PostgreSQL queues Node's: the browser
+/// build (which leaves the hand-over out of its wasm, and the server stores out of its bundle)
+/// refuses each queue object by name instead of quietly keeping the events in memory.
 #[wasm_bindgen_test]
 fn the_browser_build_refuses_a_cloudflare_queue() {
     let binding = js_sys::Object::new();
     Reflect::set(&binding, &"send".into(), &js_sys::Function::new_no_args("")).unwrap();
-    let queue = js_sys::Object::new();
-    Reflect::set(&queue, &"cloudflareQueue".into(), &binding).unwrap();
-    let opts = json(r#"{"baseUrl":"/api/autumn"}"#);
-    Reflect::set(&opts, &"queue".into(), &queue).unwrap();
-    let e = AutumnTracker::new(opts).err().expect("refused");
-    expect_error(&e, "invalid_options");
-    assert_eq!(s(&e, "field"), "queue");
-    assert!(
-        s(&e, "message").contains("Workers build"),
-        "{}",
-        s(&e, "message")
-    );
+    let cf = js_sys::Object::new();
+    Reflect::set(&cf, &"cloudflareQueue".into(), &binding).unwrap();
+    for queue in [JsValue::from(cf), json(r#"{"sqlite":"./queue.db"}"#)] {
+        let opts = json(r#"{"baseUrl":"/api/autumn"}"#);
+        Reflect::set(&opts, &"queue".into(), &queue).unwrap();
+        let e = AutumnTracker::new(opts).err().expect("refused");
+        expect_error(&e, "invalid_options");
+        assert_eq!(s(&e, "field"), "queue");
+        assert!(
+            s(&e, "message").contains("Workers build"),
+            "{}",
+            s(&e, "message")
+        );
+    }
 }
 
 /// Reads a key as UUID v7 into (high, low) 64-bit halves, `None` for any other layout:

@@ -71,7 +71,10 @@ function failedSend(url, extra) {
       feed(report) {
         const r = JSON.parse(report);
         if (r.t === "opened") pending.push({ t: "send", id: 9, body: "{}" });
-        if (r.t === "failed" || r.t === "answered") resolve(r);
+        if (r.t === "failed" || r.t === "answered") {
+          resolve(r);
+          queueMicrotask(() => t.close());
+        }
         return take();
       },
       track: take,
@@ -79,7 +82,6 @@ function failedSend(url, extra) {
     });
     const T = bindTracker({ makeEngine, stores, TrackError });
     const t = new T({ queue: "memory" });
-    setTimeout(() => t.close(), 6000).unref();
   });
 }
 

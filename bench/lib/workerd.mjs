@@ -70,7 +70,7 @@ export async function buildWorkers(snapDir) {
 
 /** The Worker's modules, entry first, as `wrangler dev` hands them to Miniflare (with their
  *  contents). Not `modules: true` + `scriptPath`: then Miniflare parses the bundle with acorn in
- *  Node to find its imports before workerd starts — ~0.5 ms per KB of minified JS that no
+ *  Node to find its imports before workerd starts — 0.3–0.5 ms per KB of minified JS that no
  *  deployed Worker (and no `wrangler dev`) pays, and that the old figures included. */
 function modulesOf(v) {
   const files = readdirSync(v.outDir).filter((f) => f !== "index.js");

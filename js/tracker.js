@@ -377,7 +377,8 @@ export function bindTracker({ makeEngine, stores, TrackError }) {
         if (this.closed) return store.close();
         this.main = store;
         this.mainKind = store.isDurable() ? store.kind || "indexeddb" : "memory";
-        let maxSeq = 0;
+        // Left undefined when it cannot be read: unknown, so the engine replays what may be there.
+        let maxSeq;
         try {
           maxSeq = await store.op("maxSeq", null);
         } catch {}

@@ -21,7 +21,7 @@ export const VARIANTS = [
 
 const COMPATIBILITY_DATE = "2025-09-01";
 
-async function importMiniflare() {
+export async function importMiniflare() {
   // The miniflare (and workerd) that the repo's wrangler uses.
   const require = createRequire(join(REPO, "node_modules/wrangler/package.json"));
   return import(pathToFileURL(require.resolve("miniflare")).href);
@@ -81,7 +81,7 @@ function modulesOf(v) {
   }));
 }
 
-async function coldStartOnce(Miniflare, v, mockUrl) {
+export async function coldStartOnce(Miniflare, v, mockUrl) {
   const modules = modulesOf(v);
   const t0 = performance.now();
   const mf = new Miniflare({

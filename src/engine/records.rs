@@ -536,4 +536,38 @@ mod tests {
         e.drain.pass.insert("p3".into());
         assert_eq!(sorted(&e.busy_keys()), ["p3"]);
     }
+
+    /// A memory store that opened holding nothing (`max_seq` 0: no record, no dead letter) has
+    /// no leftovers to replay: the engine reads nothing from it. Anything else is read at once:
+    /// a memory store with records (another tracker's of the same name), one whose contents
+    /// are unknown (NaN: the driver could not ask), and every durable store (an earlier page's
+    /// or process's events), whose pass starts with the tab lock.
+    #[test]
+    fn only_a_memory_store_known_empty_skips_the_first_pass() {
+        use super::super::Input;
+        let (now, mono) = (1_800_000_000_000.0, 1.0);
+        let first_pass = |durable: bool, max_seq: f64| {
+            let mut e = engine();
+            commands(&mut e);
+            let opened = Input::Opened {
+                durable,
+                fallback: None,
+                max_seq,
+            };
+            e.handle_at(opened, now, mono);
+            commands(&mut e).into_iter().find_map(|c| match c {
+                Command::Lock => Some("lock"),
+                Command::Store {
+                    cmd: StoreCmd::Load,
+                    ..
+                } => Some("load"),
+                _ => None,
+            })
+        };
+        assert_eq!(first_pass(false, 0.0), None);
+        assert_eq!(first_pass(false, now - 5.0), Some("load"));
+        assert_eq!(first_pass(false, f64::NAN), Some("load"));
+        assert_eq!(first_pass(true, 0.0), Some("lock"));
+        assert_eq!(first_pass(true, now - 5.0), Some("lock"));
+    }
 }

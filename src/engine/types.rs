@@ -79,7 +79,7 @@ pub enum Input {
         /// Why not the store asked for.
         fallback: Option<String>,
         /// The highest `seq` stored (queue or dead letters), so this tracker continues after it
-        /// even if the clock went back.
+        /// even if the clock went back; 0 when the store holds nothing, NaN when unknown.
         max_seq: f64,
     },
     /// A store operation ended.

@@ -312,6 +312,11 @@ mod tests {
                 max_seq: 1.5e12
             }))
         );
+        // No `v`: the driver could not read the highest seq; unknown is NaN, never 0 (empty).
+        assert!(matches!(
+            report(serde_json::json!({"t":"opened","durable":false})),
+            Ok(Some(Input::Opened { durable: false, max_seq, .. })) if max_seq.is_nan()
+        ));
         assert_eq!(
             report(serde_json::json!({"t":"retry","call":1})),
             Ok(Some(Input::RetryDead {

@@ -241,7 +241,7 @@ pub fn input_from(
         "opened" => Input::Opened {
             durable: flag("durable"),
             fallback: text(v.get("fallback")),
-            max_seq: number(v.get("v")).unwrap_or(0.0),
+            max_seq: number(v.get("v")).unwrap_or(f64::NAN),
         },
         "stored" => {
             let Some(id) = id() else { return Ok(None) };

@@ -14,6 +14,9 @@
 
 const PLAIN = Object.getPrototypeOf({});
 const bits = new DataView(new ArrayBuffer(8));
+// What needs JSON's escapes or may be a lone surrogate; a string without any is written as is,
+// without a call to `isWellFormed` and one to `JSON.stringify`.
+const NEEDS_CARE = /["\\\u0000-\u001f\ud800-\udfff]/;
 const hex = (n) => n.toString(16).padStart(8, "0");
 const wellFormed = String.prototype.isWellFormed
   ? (s) => s.isWellFormed()
@@ -54,7 +57,7 @@ export function encode(v, budget, depth) {
     budget -= n;
     return true;
   };
-  const str = (s) => (!spend(s.length) ? "!8" : wellFormed(s) ? JSON.stringify(s) : "!7");
+  const str = (s) => (!spend(s.length) ? "!8" : !NEEDS_CARE.test(s) ? '"' + s + '"' : wellFormed(s) ? JSON.stringify(s) : "!7");
   const val = (v) => {
     switch (typeof v) {
       case "undefined":

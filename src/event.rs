@@ -396,7 +396,8 @@ pub fn parse_input(
 /// `timestamp` overrides the event's own when given (replays may adjust it).
 pub fn wire_body(ev: &Event) -> String {
     let mut s = String::with_capacity(
-        96 + ev.customer_id.len() + ev.properties.as_ref().map_or(0, String::len),
+        // The field names, the key and a timestamp are ~150 bytes: room for all of it at once.
+        160 + ev.customer_id.len() + ev.properties.as_ref().map_or(0, String::len),
     );
     write_body(&mut s, ev, ev.timestamp);
     s

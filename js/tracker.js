@@ -23,7 +23,7 @@ const text = (e) => {
 };
 
 /** A signal that aborts after `ms`. Not `AbortSignal.timeout`: in Node each one is a
- *  transferable object with a weak reference, ~15% of a `track()`. */
+ *  transferable object with a weak reference, ~10% of a `track()` (bench/README.md). */
 function deadline(ms) {
   const c = new AbortController();
   const t = setTimeout(() => c.abort(), ms);

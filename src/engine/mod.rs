@@ -278,8 +278,8 @@ impl Engine {
                     self.seq = self.seq.max(max_seq);
                 }
                 // A memory store that holds nothing, not even a dead letter, has no leftovers
-                // of an earlier tracker to replay: no pass over it (on a Worker's first request
-                // that pass cost ~2.5 ms of code run for the first time). Unknown (NaN): a pass.
+                // of an earlier tracker to replay: no pass over it (~0.5 ms of a Worker's first
+                // request, code run for the first time). Unknown (NaN): a pass.
                 let leftovers = durable || max_seq != 0.0;
                 self.opened(durable, fallback, leftovers)
             }

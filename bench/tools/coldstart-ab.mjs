@@ -4,7 +4,7 @@
 // (fresh Miniflare → first response) over the empty Worker's, per build; for a change whose
 // effect (a few ms) is smaller than the row's spread between runs.
 // Usage: node bench/tools/coldstart-ab.mjs --before DIR [--rounds 20]
-import { REPO, removeDir, startMock } from "../lib/util.mjs";
+import { REPO, quantile, removeDir, startMock } from "../lib/util.mjs";
 import { buildWorkers, coldStartOnce, importMiniflare } from "../lib/workerd.mjs";
 
 const arg = (n, d) => {
@@ -14,11 +14,7 @@ const arg = (n, d) => {
 const beforeDir = arg("--before");
 if (!beforeDir) throw new Error("--before DIR: a checkout of the other build, with its pkg/ built");
 const rounds = Number(arg("--rounds", 20));
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
+const median = (xs) => quantile(xs, 0.5);
 
 const mock = await startMock(["--auto-create-customers"]);
 const a = await buildWorkers(beforeDir);
@@ -41,7 +37,7 @@ try {
     for (const [id, v] of round) runs[id].push(await coldStartOnce(Miniflare, v, mock.url));
   }
 } finally {
-  await mock.stop?.();
+  await mock.stop();
   removeDir(a.dir);
   removeDir(b.dir);
 }
